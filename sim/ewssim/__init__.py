@@ -1,0 +1,1 @@
+"""ews-sim: an Exchange 2019 EWS simulator for developing and testing calsync."""

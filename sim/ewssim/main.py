@@ -1,0 +1,193 @@
+"""ews-sim command line: parse options, build the simulated organisation, serve."""
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import ssl
+import sys
+
+from aiohttp import web
+
+from . import auth, control, server, state, throttle
+from .clock import Clock
+
+
+def hostport(s):
+    host, _, port = s.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError("expected HOST:PORT (PORT 0 picks a free port), got %r" % s)
+    return host.strip("[]"), int(port)
+
+
+def limit(s):
+    if s.lower() == "unlimited":
+        return None
+    if not s.isdigit():
+        raise argparse.ArgumentTypeError("expected a non-negative integer or 'unlimited', got %r" % s)
+    return int(s)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        prog="ews-sim",
+        description="An Exchange 2019 EWS simulator for calsync: EWS, Autodiscover, "
+        "notifications, throttling, affinity and faults on demand.",
+    )
+    p.add_argument("--listen", type=hostport, default=("127.0.0.1", 8080),
+                   help="EWS endpoint HOST:PORT (default 127.0.0.1:8080; port 0 = any free port)")
+    p.add_argument("--control", type=hostport, default=None,
+                   help="control API HOST:PORT (default: EWS port + 1; port 0 = any free port)")
+    p.add_argument("--mailboxes", type=int, default=10, help="demo mailboxes user00001.. (default 10)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the generated calendars (default 1)")
+    p.add_argument("--domain", default=state.DEFAULT_DOMAIN, help="mail domain (default contoso.example)")
+    p.add_argument("--backends", type=int, default=2, help="simulated mailbox servers (default 2)")
+    p.add_argument("--service-account", default="svc@contoso.example")
+    p.add_argument("--service-password", default="Passw0rd!",
+                   help="service account password (default Passw0rd!); see also --service-password-file")
+    p.add_argument("--service-password-file", default=None, help="read the service account password from a file")
+    p.add_argument("--auth", default="negotiate,ntlm,basic,bearer",
+                   help="enabled authentication methods, comma-separated (default negotiate,ntlm,basic,bearer)")
+    p.add_argument("--bearer-token", action="append", default=[], metavar="TOKEN",
+                   help="accept this OAuth bearer token for the service account (repeatable)")
+    p.add_argument("--tls-cert", default=None, help="PEM certificate (chain): serve HTTPS")
+    p.add_argument("--tls-key", default=None, help="PEM private key for --tls-cert")
+    p.add_argument("--no-validate", action="store_true", help="do not validate requests against the schema")
+    p.add_argument("--time-scale", type=float, default=1.0,
+                   help="sim seconds per real second for the simulator's own timers (default 1)")
+    p.add_argument("--clock-offset", type=float, default=0.0, help="start the sim clock shifted by seconds")
+    p.add_argument("--freeze-clock", default=None, help="freeze the sim clock at this ISO time or epoch")
+    p.add_argument("--heartbeat", type=float, default=45.0,
+                   help="streaming heartbeat interval in sim seconds (default 45)")
+    p.add_argument("--latency-ms", type=float, default=0.0, help="added latency per EWS request, ms (default 0)")
+    p.add_argument("--max-concurrency", type=limit, default=27, help="EWSMaxConcurrency (default 27)")
+    p.add_argument("--max-subscriptions", type=limit, default=5000, help="EWSMaxSubscriptions (default 5000)")
+    p.add_argument("--hanging-connection-limit", type=limit, default=10,
+                   help="HangingConnectionLimit (default 10)")
+    p.add_argument("--find-count-limit", type=limit, default=1000, help="EWSFindCountLimit (default 1000)")
+    p.add_argument("--ready-file", default=None, help="write a JSON line with the endpoints here once serving")
+    p.add_argument("--quiet", action="store_true", help="print only the READY line")
+    p.add_argument("--log-level", default="warning")
+    a = p.parse_args(argv)
+    if a.mailboxes < 0 or a.mailboxes > 1_000_000:
+        p.error("--mailboxes must be 0..1000000")
+    if a.backends < 1 or a.backends > 64:
+        p.error("--backends must be 1..64")
+    if (a.tls_cert is None) != (a.tls_key is None):
+        p.error("--tls-cert and --tls-key go together")
+    if a.time_scale <= 0:
+        p.error("--time-scale must be > 0")
+    return a
+
+
+def build_sim(a):
+    frozen = None
+    if a.freeze_clock is not None:
+        from datetime import datetime
+
+        try:
+            frozen = float(a.freeze_clock)
+        except ValueError:
+            frozen = datetime.fromisoformat(a.freeze_clock.replace("Z", "+00:00")).timestamp()
+    clock = Clock(offset=a.clock_offset, frozen=frozen, scale=a.time_scale)
+    password = a.service_password
+    if a.service_password_file:
+        with open(a.service_password_file, encoding="utf-8") as f:
+            password = f.read().rstrip("\r\n")
+    limits = state.Limits(a.max_concurrency, a.max_subscriptions, a.hanging_connection_limit, a.find_count_limit)
+    sim = state.Sim(
+        mailboxes=a.mailboxes,
+        seed=a.seed,
+        domain=a.domain,
+        backends=a.backends,
+        clock=clock,
+        service_account=a.service_account,
+        service_password=password,
+        validate=not a.no_validate,
+        heartbeat_seconds=a.heartbeat,
+        limits=limits,
+    )
+    for t in a.bearer_token:
+        sim.bearer_tokens[t] = sim.accounts[a.service_account.lower()].smtp
+    sim.latency = a.latency_ms / 1000.0
+    methods = tuple(m.strip().lower() for m in a.auth.split(",") if m.strip())
+    for m in methods:
+        if m not in ("negotiate", "ntlm", "basic", "bearer"):
+            raise SystemExit("ews-sim: --auth: unknown method %r (negotiate, ntlm, basic, bearer)" % m)
+    sim.ext["auth"] = auth.Authenticator(sim.lookup_account, sim.lookup_bearer, methods=methods,
+                                         netbios_domain=state.NETBIOS_DOMAIN, dns_domain=sim.domain)
+    sim.ext["throttle"] = throttle.Throttle(sim)
+    return sim
+
+
+async def serve(a):
+    sim = build_sim(a)
+    from . import faults, notify
+
+    faults.install(sim)
+    notify.install(sim)
+    ews_app = server.build_app(sim)
+    ctl_app = control.build_app(sim)
+    ssl_ctx = None
+    if a.tls_cert:
+        ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_ctx.load_cert_chain(a.tls_cert, a.tls_key)
+    ews_runner = web.AppRunner(ews_app, access_log=None, handle_signals=False)
+    await ews_runner.setup()
+    ews_site = web.TCPSite(ews_runner, a.listen[0], a.listen[1], ssl_context=ssl_ctx, backlog=1024)
+    await ews_site.start()
+    ews_port = ews_runner.addresses[0][1]
+    ctl_host, ctl_port = a.control if a.control else (a.listen[0], ews_port + 1 if a.listen[1] else 0)
+    ctl_runner = web.AppRunner(ctl_app, access_log=None, handle_signals=False)
+    await ctl_runner.setup()
+    ctl_site = web.TCPSite(ctl_runner, ctl_host, ctl_port)
+    await ctl_site.start()
+    ctl_port = ctl_runner.addresses[0][1]
+    scheme = "https" if ssl_ctx else "http"
+    host = a.listen[0] if ":" not in a.listen[0] else "[%s]" % a.listen[0]
+    info = {
+        "ews": "%s://%s:%d/EWS/Exchange.asmx" % (scheme, host, ews_port),
+        "autodiscover": "%s://%s:%d/autodiscover/autodiscover.svc" % (scheme, host, ews_port),
+        "control": "http://%s:%d" % (ctl_host, ctl_port),
+        "ews_port": ews_port,
+        "control_port": ctl_port,
+        "mailboxes": sim.mailbox_count(),
+        "service_account": a.service_account,
+    }
+    print("READY " + json.dumps(info), flush=True)
+    if a.ready_file:
+        with open(a.ready_file, "w", encoding="utf-8") as f:
+            f.write(json.dumps(info) + "\n")
+    if not a.quiet:
+        print(
+            "ews-sim: Exchange 2019 EWS simulator\n"
+            "  EWS endpoint   %(ews)s\n"
+            "  Autodiscover   %(autodiscover)s\n"
+            "  control API    %(control)s  (GET /health, /counters, /clock; see docs/ews-sim.md)\n"
+            "  service account %(service_account)s (ApplicationImpersonation over all mailboxes)\n"
+            "  mailboxes      user00001@%(domain)s .. user%(last)05d@%(domain)s\n"
+            "  try: curl -s -u '%(service_account)s:<password>' -H 'Content-Type: text/xml' "
+            "--data @docs/examples/finditem-calendarview.xml %(ews)s"
+            % dict(info, domain=sim.domain, last=sim.demo_count),
+            flush=True,
+        )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for s in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(s, stop.set)
+    await stop.wait()
+    await ews_runner.cleanup()
+    await ctl_runner.cleanup()
+
+
+def main(argv=None):
+    a = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=getattr(logging, a.log_level.upper(), logging.WARNING),
+                        format="ews-sim %(levelname)s %(message)s")
+    try:
+        asyncio.run(serve(a))
+    except OSError as exc:
+        print("ews-sim: cannot listen: %s" % exc, file=sys.stderr)
+        return 1
+    return 0

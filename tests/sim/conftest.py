@@ -1,0 +1,117 @@
+"""pytest fixtures for ews-sim tests: start a simulator on ports chosen at run time, talk
+EWS and the control API to it."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SIM = os.path.join(ROOT, "sim", "ews-sim")
+SCHEMA_DIR = os.path.join(ROOT, "data", "ews-schema")
+FIXTURES = os.path.join(ROOT, "tests", "fixtures")
+sys.path.insert(0, os.path.join(ROOT, "sim"))
+
+SVC = "svc@contoso.example"
+PASSWORD = "Passw0rd!"
+
+NS = {
+    "s": "http://schemas.xmlsoap.org/soap/envelope/",
+    "m": "http://schemas.microsoft.com/exchange/services/2006/messages",
+    "t": "http://schemas.microsoft.com/exchange/services/2006/types",
+    "e": "http://schemas.microsoft.com/exchange/services/2006/errors",
+}
+
+START_DEADLINE = 30.0  # seconds; the schema load and Python start-up on a loaded machine
+
+
+class Sim:
+    """A running ews-sim process."""
+
+    def __init__(self, args=(), env=None):
+        cmd = [SIM, "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0", "--quiet"] + list(args)
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, **(env or {}))
+        )
+        deadline = time.monotonic() + START_DEADLINE
+        line = b""
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if line.startswith(b"READY ") or not line:
+                break
+        if not line.startswith(b"READY "):
+            self.proc.kill()
+            err = self.proc.stderr.read().decode(errors="replace")
+            raise RuntimeError("ews-sim did not start: %r %s" % (line, err))
+        self.info = json.loads(line[6:])
+        self.ews = self.info["ews"]
+        self.control_url = self.info["control"]
+        self.port = self.info["ews_port"]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        for f in (self.proc.stdout, self.proc.stderr):
+            if f:
+                f.close()
+
+    # -- control API ---------------------------------------------------------------------
+
+    def control(self, method, path, body=None, expect=None):
+        """Call the control API; returns (status, parsed JSON)."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.control_url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                status, raw = r.status, r.read()
+        except urllib.error.HTTPError as e:
+            status, raw = e.code, e.read()
+        doc = json.loads(raw) if raw else None
+        if expect is not None:
+            assert status == expect, (status, doc)
+        return status, doc
+
+    def counters(self):
+        return self.control("GET", "/counters", expect=200)[1]
+
+
+@pytest.fixture
+def sim_factory():
+    sims = []
+
+    def make(*args, env=None):
+        s = Sim(args, env)
+        sims.append(s)
+        return s
+
+    yield make
+    for s in sims:
+        s.stop()
+
+
+@pytest.fixture
+def sim(sim_factory):
+    return sim_factory()
+
+
+def wait_for(cond, timeout=20.0, interval=0.02, what="condition"):
+    """Poll cond() until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(interval)
