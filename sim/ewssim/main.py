@@ -167,8 +167,8 @@ async def serve(a):
             "  control API    %(control)s  (GET /health, /counters, /clock; see docs/ews-sim.md)\n"
             "  service account %(service_account)s (ApplicationImpersonation over all mailboxes)\n"
             "  mailboxes      user00001@%(domain)s .. user%(last)05d@%(domain)s\n"
-            "  try: curl -s -u '%(service_account)s:<password>' -H 'Content-Type: text/xml' "
-            "--data @docs/examples/finditem-calendarview.xml %(ews)s"
+            "  auth           Basic, NTLM, Negotiate (NTLM inside), Bearer; see docs/ews-sim.md\n"
+            "  try: curl -s --ntlm -u 'CONTOSO\\svc:<password>' %(ews)s  (GET answers once authenticated)"
             % dict(info, domain=sim.domain, last=sim.demo_count),
             flush=True,
         )
