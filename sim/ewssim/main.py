@@ -177,6 +177,8 @@ async def serve(a):
     for s in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(s, stop.set)
     await stop.wait()
+    for hook in sim.ext.get("shutdown_hooks", []):  # e.g. cut open streams, or cleanup waits for them
+        await hook()
     await ews_runner.cleanup()
     await ctl_runner.cleanup()
 

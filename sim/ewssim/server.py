@@ -234,8 +234,10 @@ async def handle_ews(request):
             if injected is not None:
                 return injected
         if entry.throttled and not entry.streaming:
-            throttle.enter(ctx)
+            delay = throttle.enter(ctx)  # sim seconds of budget overdraft delay, or 0
             entered = True
+            if delay:
+                await sim.clock.sleep(delay)
         result = await entry.handler(ctx, op)
         if isinstance(result, web.StreamResponse):
             return result

@@ -185,7 +185,9 @@ def streaming_envelope(body_child):
     (See tests/fixtures/wire/getstreamingevents-stream.xmls.)"""
     env = etree.Element("{%s}Envelope" % NS_S, nsmap={None: NS_S})
     header = etree.SubElement(env, "{%s}Header" % NS_S, nsmap={"soap11": NS_S})
-    _server_version_header(header)
+    # Here ServerVersionInfo is unprefixed, in a default types namespace (no h: prefix).
+    etree.SubElement(header, "{%s}ServerVersionInfo" % NS_T, attrib=SERVER_VERSION,
+                     nsmap={None: NS_T, "xsd": NS_XSD, "xsi": NS_XSI})
     body = etree.SubElement(env, "{%s}Body" % NS_S, nsmap={"soap11": NS_S})
     body.append(body_child)
     return etree.tostring(env, encoding="utf-8")

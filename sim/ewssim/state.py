@@ -18,7 +18,8 @@ DEMO_RE = re.compile(r"^user(\d{5,})@(.+)$")
 class Limits:
     """Throttling policy values (None = Unlimited, as with the admin's no-limits policy)."""
 
-    FIELDS = ("ews_max_concurrency", "ews_max_subscriptions", "hanging_connection_limit", "ews_find_count_limit")
+    FIELDS = ("ews_max_concurrency", "ews_max_subscriptions", "hanging_connection_limit", "ews_find_count_limit",
+              "ews_max_burst", "ews_recharge_rate", "ews_cutoff_balance", "ews_request_cost_ms")
 
     def __init__(self, ews_max_concurrency=27, ews_max_subscriptions=5000, hanging_connection_limit=10,
                  ews_find_count_limit=1000):
@@ -26,6 +27,13 @@ class Limits:
         self.ews_max_subscriptions = ews_max_subscriptions
         self.hanging_connection_limit = hanging_connection_limit
         self.ews_find_count_limit = ews_find_count_limit
+        # The time budget (throttle.py): Exchange 2019's default policy values in ms
+        # (EwsMaxBurst, EwsRechargeRate per hour, EwsCutoffBalance Unlimited), and the
+        # cost charged per request, 0 = the budget model is off.
+        self.ews_max_burst = 300000
+        self.ews_recharge_rate = 900000
+        self.ews_cutoff_balance = None
+        self.ews_request_cost_ms = 0
 
     def as_dict(self):
         return {f: getattr(self, f) for f in self.FIELDS}
