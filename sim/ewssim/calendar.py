@@ -1080,10 +1080,17 @@ class Calendar:
     # -- generation ---------------------------------------------------------------------------------------
 
     @classmethod
-    def generate(cls, mailbox):
+    def generate(cls, mailbox, seed, anchor=None):
+        """The generated calendar of mailbox; see _populate()."""
         cal = cls(mailbox)
-        _populate(cal, mailbox.sim.seed)
+        _populate(cal, seed, anchor)
         return cal
+
+    def pristine(self, generated_log_length):
+        """True while nothing changed this calendar since it was generated, so that it can
+        be dropped and generated again, identical, from its seed and anchor."""
+        return (self.generation == 0 and len(self.log) == generated_log_length and not self.trash
+                and self.fb_access == "AvailabilityOnly")
 
     def describe(self):
         fid, fck = self.folder()
@@ -1273,11 +1280,14 @@ def _apply(it, f, creating):
 # ---------------------------------------------------------------------------------------
 
 
-def _populate(cal, seed):
+def _populate(cal, seed, anchor=None):
+    """Fill cal from (seed, mailbox index, anchor day): the same three give the same
+    calendar, ids included. anchor defaults to the start of the current sim day."""
     mb = cal.mailbox
     rng = random.Random("ews-sim:%s:%d" % (seed, mb.index))
-    now = mb.sim.clock.now()
-    anchor = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    if anchor is None:
+        now = mb.sim.clock.now()
+        anchor = datetime(now.year, now.month, now.day, tzinfo=UTC)
     if cal.generation == 0:
         cal.tz = _weighted(rng, MAILBOX_ZONES)
         cal.counter = 0x100000 + rng.randrange(0x8000) * 16

@@ -66,6 +66,9 @@ def parse_args(argv):
     p.add_argument("--hanging-connection-limit", type=limit, default=10,
                    help="HangingConnectionLimit (default 10)")
     p.add_argument("--find-count-limit", type=limit, default=1000, help="EWSFindCountLimit (default 1000)")
+    p.add_argument("--calendar-cache", type=int, default=5000,
+                   help="generated calendars kept in memory; unchanged ones beyond this are "
+                   "regenerated, identical, when next used (default 5000)")
     p.add_argument("--ready-file", default=None, help="write a JSON line with the endpoints here once serving")
     p.add_argument("--quiet", action="store_true", help="print only the READY line")
     p.add_argument("--log-level", default="warning")
@@ -78,6 +81,8 @@ def parse_args(argv):
         p.error("--tls-cert and --tls-key go together")
     if a.time_scale <= 0:
         p.error("--time-scale must be > 0")
+    if a.calendar_cache < 1:
+        p.error("--calendar-cache must be at least 1")
     return a
 
 
@@ -107,6 +112,7 @@ def build_sim(a):
         validate=not a.no_validate,
         heartbeat_seconds=a.heartbeat,
         limits=limits,
+        calendar_cache=a.calendar_cache,
     )
     for t in a.bearer_token:
         sim.bearer_tokens[t] = sim.accounts[a.service_account.lower()].smtp

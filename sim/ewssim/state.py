@@ -7,6 +7,7 @@ calendar) only when first touched, so 50,000 mailboxes cost almost nothing until
 import collections
 import hashlib
 import re
+from datetime import datetime, timezone
 
 from .clock import Clock
 
@@ -94,7 +95,7 @@ class Backend:
 
 class Mailbox:
     __slots__ = ("smtp", "index", "display_name", "upn", "aliases", "backend_index", "_calendar", "sim",
-                 "guid", "database")
+                 "guid", "database", "cal_seed", "cal_anchor", "cal_log_length")
 
     def __init__(self, sim, smtp, index, display_name=None, backend_index=None):
         self.sim = sim
@@ -109,6 +110,11 @@ class Mailbox:
         self.guid = hashlib.md5(("mbx:" + self.smtp).encode()).hexdigest()
         self.database = "DB%02d" % (self.backend_index + 1)
         self._calendar = None
+        # What the calendar was generated from, so that an unchanged calendar dropped from
+        # the cache (Sim.calendar_touched) comes back identical.
+        self.cal_seed = None
+        self.cal_anchor = None
+        self.cal_log_length = 0
 
     @property
     def backend(self):
@@ -117,11 +123,19 @@ class Mailbox:
     @property
     def calendar(self):
         """The mailbox's calendar, generated from the seed on first use."""
-        if self._calendar is None:
+        cal = self._calendar
+        if cal is None:
             from . import calendar as calmod
 
-            self._calendar = calmod.Calendar.generate(self)
-        return self._calendar
+            if self.cal_seed is None:
+                now = self.sim.clock.now()
+                self.cal_seed = self.sim.seed
+                self.cal_anchor = datetime(now.year, now.month, now.day, tzinfo=timezone.utc)
+            cal = calmod.Calendar.generate(self, self.cal_seed, self.cal_anchor)
+            self.cal_log_length = len(cal.log)
+            self._calendar = cal
+        self.sim.calendar_touched(self)
+        return cal
 
     @property
     def alias_smtp(self):
@@ -160,7 +174,7 @@ class Counters:
 class Sim:
     def __init__(self, mailboxes=10, seed=1, domain=DEFAULT_DOMAIN, backends=2, clock=None,
                  service_account="svc@contoso.example", service_password="Passw0rd!", validate=True,
-                 heartbeat_seconds=45.0, limits=None):
+                 heartbeat_seconds=45.0, limits=None, calendar_cache=5000):
         self.domain = domain.lower()
         self.seed = seed
         self.clock = clock or Clock()
@@ -175,6 +189,12 @@ class Sim:
         self.accounts = {}
         self.bearer_tokens = {}
         self.counters = Counters()
+        # Generated calendars nobody changed, least recently used first. Past
+        # calendar_cache_size the oldest are dropped and generated again when next used, so
+        # reading all 50,000 calendars does not keep 50,000 calendars in memory. A changed
+        # calendar leaves the cache and is kept for good.
+        self.calendar_cache = collections.OrderedDict()
+        self.calendar_cache_size = calendar_cache
         self.add_account(service_account, service_password, "all")
         # Modules attach their own state here (notify, throttle, faults, ...).
         self.ext = {}
@@ -299,6 +319,16 @@ class Sim:
 
     def materialised(self):
         return list(self._mailboxes.values())
+
+    def calendar_touched(self, mb):
+        cache = self.calendar_cache
+        cache[mb.smtp] = mb
+        cache.move_to_end(mb.smtp)
+        while len(cache) > self.calendar_cache_size:
+            _, old = cache.popitem(last=False)
+            cal = old._calendar
+            if cal is not None and cal.pristine(old.cal_log_length):
+                old._calendar = None
 
     def backend_by_cookie(self, cookie):
         for b in self.backends:

@@ -887,3 +887,20 @@ def test_get_server_time_zones_and_start_time_zone_definitions(csim):
                               props=["calendar:StartTimeZone", "calendar:EndTimeZone"]))
     stz = r.xpath("//t:CalendarItem/t:StartTimeZone")[0]
     assert stz.get("Id") == "Pacific Standard Time" and stz.find("t:Periods", NS) is not None
+
+
+def test_calendar_cache_regenerates_identically(sim_factory):
+    # A cache of two calendars: unchanged calendars are dropped and come back identical
+    # (same ids, change keys and times, even a day later on the sim clock); a changed one
+    # is never dropped.
+    s = sim_factory("--mailboxes", "6", "--calendar-cache", "2")
+    before = {n: ctl(s, "GET", "/mailboxes/%s/items" % (MBX % n), expect=200) for n in (1, 2)}
+    changed = create(s, MBX % 3, subject="Keep me", start="2030-01-01T10:00:00Z", end="2030-01-01T11:00:00Z")
+    s.control("POST", "/clock", {"shift": 86400}, expect=200)
+    for n in (4, 5, 6, 1, 2):  # evicts 1 and 2 (and later 4, 5) several times over
+        ctl(s, "GET", "/mailboxes/%s/calendar" % (MBX % n), expect=200)
+    assert ctl(s, "GET", "/mailboxes/%s" % (MBX % 4), expect=200)["calendar_generated"] is False
+    for n in (1, 2):
+        assert ctl(s, "GET", "/mailboxes/%s/items" % (MBX % n), expect=200) == before[n]
+    kept = ctl(s, "GET", "/mailboxes/%s/items/%s" % (MBX % 3, q(changed["id"])), expect=200)
+    assert kept["subject"] == "Keep me"
