@@ -15,6 +15,8 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SIM = os.path.join(ROOT, "sim", "ews-sim")
 SCHEMA_DIR = os.path.join(ROOT, "data", "ews-schema")
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
+# OPENSSL_CONF for NTLM clients started as subprocesses (see the file's comment).
+LEGACY_OPENSSL_CONF = os.path.join(ROOT, "tests", "openssl-legacy.cnf")
 sys.path.insert(0, os.path.join(ROOT, "sim"))
 
 SVC = "svc@contoso.example"

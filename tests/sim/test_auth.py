@@ -18,12 +18,13 @@ import ssl
 import struct
 import subprocess
 import sys
-import textwrap
 import threading
 from pathlib import Path
 
 import pytest
 from aiohttp import web
+
+from conftest import LEGACY_OPENSSL_CONF
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "sim"))
@@ -182,19 +183,7 @@ def legacy_openssl_conf(tmp_path_factory):
     Debian 12's hashlib has no MD4 (OpenSSL 3), and ntlm_auth -- the NTLM code
     under requests_ntlm and exchangelib -- calls hashlib.new('md4').  Clients
     therefore need OPENSSL_CONF pointing at a config like this one."""
-    p = tmp_path_factory.mktemp("ossl") / "openssl-legacy.cnf"
-    p.write_text(textwrap.dedent("""\
-        openssl_conf = openssl_init
-        [openssl_init]
-        providers = provider_sect
-        [provider_sect]
-        default = default_sect
-        legacy = legacy_sect
-        [default_sect]
-        activate = 1
-        [legacy_sect]
-        activate = 1
-        """))
+    p = LEGACY_OPENSSL_CONF
     env = dict(os.environ, OPENSSL_CONF=str(p))
     probe = subprocess.run([PYTHON, "-c", "import hashlib; hashlib.new('md4', b'')"],
                            env=env, capture_output=True)

@@ -8,11 +8,12 @@ import random
 import struct
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
+
+from conftest import LEGACY_OPENSSL_CONF
 from aiohttp import web
 from aiohttp.streams import EMPTY_PAYLOAD
 from aiohttp.test_utils import make_mocked_request
@@ -69,19 +70,7 @@ def test_md4_nt_hash_known_value():
 
 
 def test_md4_matches_openssl_legacy(tmp_path):
-    conf = tmp_path / "legacy.cnf"
-    conf.write_text(textwrap.dedent("""\
-        openssl_conf = openssl_init
-        [openssl_init]
-        providers = provider_sect
-        [provider_sect]
-        default = default_sect
-        legacy = legacy_sect
-        [default_sect]
-        activate = 1
-        [legacy_sect]
-        activate = 1
-        """))
+    conf = LEGACY_OPENSSL_CONF
     rnd = random.Random(4)
     inputs = [bytes(rnd.getrandbits(8) for _ in range(n))
               for n in [0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 128, 300] + [rnd.randint(0, 500)
