@@ -4,6 +4,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import ssl
 import sys
@@ -163,8 +164,11 @@ async def serve(a):
     }
     print("READY " + json.dumps(info), flush=True)
     if a.ready_file:
-        with open(a.ready_file, "w", encoding="utf-8") as f:
+        # Written whole, then renamed, so that a reader never sees half a line.
+        tmp = a.ready_file + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
             f.write(json.dumps(info) + "\n")
+        os.replace(tmp, a.ready_file)
     if not a.quiet:
         print(
             "ews-sim: Exchange 2019 EWS simulator\n"

@@ -3,7 +3,9 @@ EWS and the control API to it."""
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 import sys
 import time
 import urllib.error
@@ -36,24 +38,30 @@ class Sim:
     """A running ews-sim process."""
 
     def __init__(self, args=(), env=None):
-        cmd = [SIM, "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0", "--quiet"] + list(args)
-        self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, **(env or {}))
-        )
+        self.dir = tempfile.mkdtemp(prefix="ews-sim-test.")
+        ready = os.path.join(self.dir, "ready")
+        cmd = [SIM, "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0", "--quiet", "--ready-file", ready]
+        # Output goes to a file, not a pipe nobody reads, so a chatty simulator never blocks.
+        self.log = open(os.path.join(self.dir, "log"), "w+b")
+        self.proc = subprocess.Popen(cmd + list(args), stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, **(env or {})))
         deadline = time.monotonic() + START_DEADLINE
-        line = b""
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if line.startswith(b"READY ") or not line:
-                break
-        if not line.startswith(b"READY "):
-            self.proc.kill()
-            err = self.proc.stderr.read().decode(errors="replace")
-            raise RuntimeError("ews-sim did not start: %r %s" % (line, err))
-        self.info = json.loads(line[6:])
+        while not (os.path.exists(ready) and os.path.getsize(ready)):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("ews-sim did not start: %s" % self.output())
+            time.sleep(0.02)
+        with open(ready) as f:
+            self.info = json.loads(f.read())
         self.ews = self.info["ews"]
         self.control_url = self.info["control"]
         self.port = self.info["ews_port"]
+
+    def output(self):
+        """What the simulator printed so far."""
+        self.log.flush()
+        with open(self.log.name, "rb") as f:
+            return f.read().decode(errors="replace")
 
     def stop(self):
         if self.proc.poll() is None:
@@ -63,9 +71,8 @@ class Sim:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
-        for f in (self.proc.stdout, self.proc.stderr):
-            if f:
-                f.close()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     # -- control API ---------------------------------------------------------------------
 
@@ -117,3 +124,28 @@ def wait_for(cond, timeout=20.0, interval=0.02, what="condition"):
         if time.monotonic() > deadline:
             raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
         time.sleep(interval)
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    """A throwaway CA and a server certificate it signed for 127.0.0.1 and localhost."""
+    d = tmp_path_factory.mktemp("pki")
+
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=ews-sim test CA",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out", "srv.csr",
+        "-subj", "/CN=localhost")
+    (d / "ext.cnf").write_text(
+        "basicConstraints=CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\n"
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+        "authorityKeyIdentifier=keyid\n")
+    run("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "ext.cnf")
+    return {"ca": str(d / "ca.pem"), "cert": str(d / "srv.pem"), "key": str(d / "srv.key")}

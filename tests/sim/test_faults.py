@@ -116,9 +116,10 @@ def test_delay_fault(fast):
     t = time.monotonic()
     assert ok_call(fast).codes() == ["NoError"]
     assert time.monotonic() - t >= 0.9
-    t = time.monotonic()
+    # count 1: the fault is used up, so the next call is not delayed (checked by state, not
+    # by timing, which a loaded machine would make flaky)
+    assert fast.control("GET", "/faults", expect=200)[1]["faults"] == []
     assert ok_call(fast).codes() == ["NoError"]
-    assert time.monotonic() - t < 0.5
 
 
 def test_fault_route_validation(fast):
