@@ -3,7 +3,7 @@
  * ews-request.h: writes the EWS requests calsync sends, as complete SOAP 1.1 envelopes, with
  * libxml2's xmlTextWriter (which does the escaping). Every request validates against the EWS
  * schema Exchange 2019 serves (data/ews-schema; test-ews-request.c checks each one). Times are
- * always written in UTC with 'Z'. Pure: no I/O.
+ * written in UTC with 'Z', except GetUserAvailability's TimeWindow (see there). Pure: no I/O.
  *
  * All functions return 0 and append the request to out (which they reset first), or -EINVAL
  * with err naming the bad argument (an empty id, 201 subscription ids, a timeout out of range),
@@ -63,8 +63,8 @@ enum ews_event_bits {
 };
 
 /* What calsync subscribes to by default: everything that can change a calendar. */
-#define EWS_EV_CALENDAR                                                                            \
-	(EWS_EV_CREATED | EWS_EV_DELETED | EWS_EV_MODIFIED | EWS_EV_MOVED | EWS_EV_COPIED |        \
+#define EWS_EV_CALENDAR                                                                     \
+	(EWS_EV_CREATED | EWS_EV_DELETED | EWS_EV_MODIFIED | EWS_EV_MOVED | EWS_EV_COPIED | \
 	 EWS_EV_FREEBUSY)
 
 struct ews_subscribe {
@@ -82,9 +82,8 @@ ATTR_NODISCARD int ews_req_get_events(const struct ews_header *h, const char *su
                                       const char *watermark, struct buf *out, struct err *err);
 
 /* ids: 1..EWS_MAX_STREAM_IDS subscription ids; timeout_min: ConnectionTimeout, 1..30. */
-ATTR_NODISCARD int ews_req_get_streaming_events(const struct ews_header *h,
-                                                const char *const *ids, size_t n_ids,
-                                                unsigned timeout_min, struct buf *out,
+ATTR_NODISCARD int ews_req_get_streaming_events(const struct ews_header *h, const char *const *ids,
+                                                size_t n_ids, unsigned timeout_min, struct buf *out,
                                                 struct err *err);
 
 ATTR_NODISCARD int ews_req_unsubscribe(const struct ews_header *h, const char *subscription_id,
@@ -132,7 +131,8 @@ ATTR_NODISCARD int ews_req_get_folder(const struct ews_header *h, bool commit_pr
                                       struct buf *out, struct err *err);
 
 /* GetUserAvailabilityRequest (FreeBusyMerged view) for 1..EWS_MAX_AVAILABILITY_MAILBOXES
- * mailboxes over [start_utc, end_utc), interval 5..1440 minutes; sent with a UTC t:TimeZone. */
+ * mailboxes over [start_utc, end_utc), interval 5..1440 minutes; sent with a UTC t:TimeZone,
+ * and with the TimeWindow as UTC times without 'Z', which the server reads in that zone. */
 struct ews_availability {
 	const char *const *mailboxes;
 	size_t n_mailboxes;
@@ -142,8 +142,8 @@ struct ews_availability {
 };
 
 ATTR_NODISCARD int ews_req_get_user_availability(const struct ews_header *h,
-                                                 const struct ews_availability *r,
-                                                 struct buf *out, struct err *err);
+                                                 const struct ews_availability *r, struct buf *out,
+                                                 struct err *err);
 
 /*
  * Autodiscover SOAP GetUserSettings for 1..100 mailboxes, asking for InternalEwsUrl,

@@ -34,10 +34,10 @@ enum ews_response_class {
 
 /* t:Value pairs of m:MessageXml (or t:MessageXml in a fault detail) that calsync acts on. */
 struct ews_message_xml {
-	int64_t back_off_ms;          /* BackOffMilliseconds, -1 when absent */
-	char *inner_code;             /* InnerErrorResponseCode */
-	char *inner_text;             /* InnerErrorMessageText */
-	char *policy;                 /* Policy (e.g. "MaxConcurrency") */
+	int64_t back_off_ms;           /* BackOffMilliseconds, -1 when absent */
+	char *inner_code;              /* InnerErrorResponseCode */
+	char *inner_text;              /* InnerErrorMessageText */
+	char *policy;                  /* Policy (e.g. "MaxConcurrency") */
 	int64_t max_concurrency_limit; /* MaxConcurrencyLimit, -1 when absent */
 };
 
@@ -193,7 +193,7 @@ struct ews_message {
 	struct ews_cal_item *items;
 	size_t n_items;
 	bool has_includes_last, includes_last_item_in_range; /* FindItem and SyncFolderItems */
-	int64_t total_items_in_view;                          /* -1 when absent */
+	int64_t total_items_in_view;                         /* -1 when absent */
 
 	/* SyncFolderItems */
 	char *sync_state;
@@ -203,8 +203,8 @@ struct ews_message {
 	/* GetFolder */
 	char *folder_id;
 	char *folder_change_key;
-	int64_t total_count;         /* -1 when absent */
-	bool has_commit_time;        /* PR_LOCAL_COMMIT_TIME_MAX (0x670A) */
+	int64_t total_count;  /* -1 when absent */
+	bool has_commit_time; /* PR_LOCAL_COMMIT_TIME_MAX (0x670A) */
 	int64_t commit_time_utc;
 	int64_t deleted_count_total; /* PR_DELETED_COUNT_TOTAL (0x670B), -1 when absent */
 
@@ -215,7 +215,7 @@ struct ews_message {
 
 /* A SOAP fault (HTTP 500 with an XML body). */
 struct ews_fault {
-	char *faultcode;     /* e.g. "a:ErrorSchemaValidation", as sent */
+	char *faultcode; /* e.g. "a:ErrorSchemaValidation", as sent */
 	char *faultstring;
 	char *response_code; /* detail/e:ResponseCode (or e:ErrorCode), e.g. "ErrorServerBusy" */
 	char *message;       /* detail/e:Message */
@@ -236,7 +236,7 @@ struct ews_user_settings {
 };
 
 struct ews_response {
-	char *operation;      /* "FindItem" for m:FindItemResponse, "GetUserSettings", NULL for a fault */
+	char *operation; /* "FindItem" for m:FindItemResponse, "GetUserSettings", NULL for a fault */
 	char *server_version; /* "15.2.1748.10" from ServerVersionInfo, or NULL */
 	bool is_fault;
 	struct ews_fault fault;

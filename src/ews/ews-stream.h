@@ -31,7 +31,8 @@ struct ews_stream *ews_stream_new(size_t max_envelope, ews_envelope_fn *fn, void
  * -EPROTO (not well-formed XML; err names the byte offset), or the callback's error. After an
  * error the stream is dead: later calls return the same error.
  */
-ATTR_NODISCARD int ews_stream_feed(struct ews_stream *s, const char *data, size_t len, struct err *err);
+ATTR_NODISCARD int ews_stream_feed(struct ews_stream *s, const char *data, size_t len,
+                                   struct err *err);
 
 /* The body has ended. 0 when it ended between envelopes, -EPROTO when inside one (a
  * connection cut mid-message: err names the offset where that envelope began). */
