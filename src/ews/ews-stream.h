@@ -19,7 +19,8 @@ struct ews_stream;
  * Called once per complete envelope, in order. xml/len are exactly the envelope's bytes (from
  * its '<' to the end of its closing tag), valid only during the call. offset is the byte offset
  * of the envelope's first byte in the whole input. Returns 0 to go on, or a negative errno to
- * stop: ews_stream_feed() then returns that value and the stream is dead.
+ * stop: ews_stream_feed() then returns that value and the stream is dead. It must not feed,
+ * finish or free its own stream (to stop, it returns an error).
  */
 typedef int ews_envelope_fn(void *ctx, const char *xml, size_t len, size_t offset);
 
