@@ -12,6 +12,7 @@
 #include "base/compat.h"
 #include "calsync-config.h"
 #include "calsync-vcs.h"
+#include "cli/decode.h"
 
 /* Exit status: 0 success, 1 failure, 2 a command line we do not understand (as GNU tools do). */
 #define EXIT_USAGE 2
@@ -31,6 +32,10 @@ static const struct command {
          .args = "[--json]",
          .summary = "Print the versions of calsync and of the libraries it runs with.",
          .run = cmd_version},
+	{.name = "decode",
+         .args = "[FILE]",
+         .summary = "Decode EWS responses (FILE or stdin) to JSON, one line per envelope.",
+         .run = decode_main},
 	{.name = "help", .args = "", .summary = "Print this help.", .run = cmd_help},
 };
 
