@@ -253,19 +253,6 @@ static unsigned keys_for(const char *operation, const struct ews_message *m)
 	return keys;
 }
 
-static const char *class_name(enum ews_response_class c)
-{
-	switch (c) {
-	case EWS_CLASS_SUCCESS:
-		return "Success";
-	case EWS_CLASS_WARNING:
-		return "Warning";
-	case EWS_CLASS_ERROR:
-		return "Error";
-	}
-	return NULL;
-}
-
 static json_t *j_connection_status(enum ews_connection_status s)
 {
 	switch (s) {
@@ -284,7 +271,7 @@ static json_t *j_message(const char *operation, const struct ews_message *m)
 	unsigned keys = keys_for(operation, m);
 	json_t *o = json_object();
 
-	set(o, "class", j_str(class_name(m->cls)));
+	set(o, "class", j_str(ews_response_class_name(m->cls)));
 	set(o, "code", j_str(m->code));
 	set(o, "text", j_str(m->text));
 	set(o, "back_off_ms", j_count(m->mx.back_off_ms));

@@ -86,6 +86,12 @@ static const char *const item_type_names[] = {
 	[EWS_ITEM_RECURRING_MASTER] = "RecurringMaster",
 };
 
+static const char *const class_names[] = {
+	[EWS_CLASS_SUCCESS] = "Success",
+	[EWS_CLASS_WARNING] = "Warning",
+	[EWS_CLASS_ERROR] = "Error",
+};
+
 static const char *const change_names[] = {
 	[EWS_CHANGE_CREATE] = "Create",
 	[EWS_CHANGE_UPDATE] = "Update",
@@ -118,6 +124,11 @@ const char *ews_item_type_name(enum ews_item_type t)
 const char *ews_change_type_name(enum ews_change_type t)
 {
 	return name_at(NAMES(change_names), t);
+}
+
+const char *ews_response_class_name(enum ews_response_class c)
+{
+	return name_at(NAMES(class_names), c);
 }
 
 /* The index of s in names, or 0 (each table's UNKNOWN) when it is not there. Values are

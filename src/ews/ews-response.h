@@ -34,6 +34,8 @@ enum ews_response_class {
 	EWS_CLASS_ERROR,
 };
 
+const char *ews_response_class_name(enum ews_response_class c); /* "Success", "Warning", "Error" */
+
 /* t:Value pairs of m:MessageXml (or t:MessageXml in a fault detail) that calsync acts on. */
 struct ews_message_xml {
 	int64_t back_off_ms;           /* BackOffMilliseconds, -1 when absent */

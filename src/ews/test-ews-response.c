@@ -1390,6 +1390,8 @@ TEST(names_and_clear)
 	CHECK_STREQ(ews_item_type_name(EWS_ITEM_OCCURRENCE), "Occurrence");
 	CHECK_STREQ(ews_item_type_name(EWS_ITEM_UNKNOWN), NULL);
 	CHECK_STREQ(ews_change_type_name(EWS_CHANGE_CREATE), "Create");
+	CHECK_STREQ(ews_response_class_name(EWS_CLASS_SUCCESS), "Success");
+	CHECK_STREQ(ews_response_class_name(EWS_CLASS_ERROR), "Error");
 	ews_response_clear(NULL);
 	ews_response_clear(&zero);
 	ews_response_clear(&zero);

@@ -193,19 +193,6 @@ static void print_line(json_t *o)
 	json_decref(o);
 }
 
-static const char *class_name(enum ews_response_class c)
-{
-	switch (c) {
-	case EWS_CLASS_SUCCESS:
-		return "Success";
-	case EWS_CLASS_WARNING:
-		return "Warning";
-	case EWS_CLASS_ERROR:
-		return "Error";
-	}
-	return "?";
-}
-
 static json_t *json_strv(char *const *v, size_t n)
 {
 	json_t *a = json_array();
@@ -234,7 +221,7 @@ static json_t *json_message(const struct ews_message *m)
 {
 	json_t *o = json_object();
 
-	set_str(o, "class", class_name(m->cls));
+	set_str(o, "class", ews_response_class_name(m->cls));
 	set_str(o, "code", m->code);
 	set_str(o, "text", m->text);
 	if (m->mx.back_off_ms >= 0)
