@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from ews_conftest import EwsTry, wait_for
+from ewstry import EwsTry
+from simharness import wait_for
 
 MBX = "user00001@contoso.example"
 MBX2 = "user00002@contoso.example"

@@ -7,7 +7,7 @@ import urllib.parse
 
 from lxml import etree
 
-from conftest import NS, PASSWORD, SVC
+from simharness import NS, PASSWORD, SVC
 
 ENV_HEAD = (
     '<?xml version="1.0" encoding="utf-8"?>'

@@ -12,7 +12,7 @@ import urllib.parse
 from lxml import etree
 
 import ews
-from conftest import NS, PASSWORD, SVC
+from simharness import NS, PASSWORD, SVC
 
 ALL_TYPES = ("CreatedEvent", "DeletedEvent", "ModifiedEvent", "MovedEvent", "CopiedEvent", "FreeBusyChangedEvent")
 ENV_END = b"</Envelope>"

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from conftest import LEGACY_OPENSSL_CONF
+from simharness import LEGACY_OPENSSL_CONF
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "sim"))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LEGACY_OPENSSL_CONF
+from simharness import LEGACY_OPENSSL_CONF
 from aiohttp import web
 from aiohttp.streams import EMPTY_PAYLOAD
 from aiohttp.test_utils import make_mocked_request

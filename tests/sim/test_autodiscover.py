@@ -8,7 +8,7 @@ import urllib.parse
 import pytest
 from lxml import etree
 
-from conftest import PASSWORD, SVC, Sim
+from simharness import PASSWORD, SVC, Sim
 
 A = "http://schemas.microsoft.com/exchange/2010/Autodiscover"
 WSA = "http://www.w3.org/2005/08/addressing"

@@ -13,7 +13,7 @@ import pytest
 from lxml import etree
 
 import ews
-from conftest import NS, SCHEMA_DIR, Sim
+from simharness import NS, SCHEMA_DIR, Sim
 
 NOW = "2025-03-05T10:00:00Z"  # frozen sim time: a Wednesday, before the DST changes
 MBX = "user%05d@contoso.example"

@@ -27,7 +27,7 @@ from exchangelib import (  # noqa: E402
 from exchangelib.errors import ErrorImpersonateUserDenied, ErrorServerBusy  # noqa: E402
 from exchangelib.protocol import BaseProtocol, close_connections  # noqa: E402
 
-from conftest import wait_for  # noqa: E402
+from simharness import wait_for  # noqa: E402
 
 USER = "user00001@contoso.example"
 

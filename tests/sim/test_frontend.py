@@ -9,7 +9,7 @@ import urllib.parse
 from lxml import etree
 
 import ews
-from conftest import SCHEMA_DIR, wait_for
+from simharness import SCHEMA_DIR, wait_for
 
 GETFOLDER = (
     '<m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape>'

@@ -13,7 +13,7 @@ from lxml import etree
 
 import ews
 import ewsstream as es
-from conftest import NS, SCHEMA_DIR, wait_for
+from simharness import NS, SCHEMA_DIR, wait_for
 
 A = "user00001@contoso.example"  # backend EXCH02 (index 1)
 B = "user00002@contoso.example"  # backend EXCH01 (index 0)

@@ -8,7 +8,7 @@ from lxml import etree
 
 import ews
 import ewsstream as es
-from conftest import NS, wait_for
+from simharness import NS, wait_for
 
 A = "user00001@contoso.example"
 B = "user00002@contoso.example"

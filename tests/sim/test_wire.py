@@ -12,7 +12,7 @@ import pytest
 from lxml import etree
 
 import ewsstream as es
-from conftest import FIXTURES, NS
+from simharness import FIXTURES, NS
 
 A = "user00001@contoso.example"
 ENV_OPEN = b'<Envelope xmlns="http://schemas.xmlsoap.org/soap/envelope/">'
@@ -67,7 +67,7 @@ def live(tmp_path_factory):
     """A raw ews-sim body with the fixture's message kinds. s1 watches all folders, so the
     item events and the folder's own ModifiedEvent of the fixture all reach it; s2 wants
     only NewMailEvent and is expired mid-stream for the per-subscription error."""
-    from conftest import Sim
+    from simharness import Sim
 
     import ews
 

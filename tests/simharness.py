@@ -1,19 +1,18 @@
-"""pytest fixtures for ews-sim tests: start a simulator on ports chosen at run time, talk
-EWS and the control API to it."""
+"""The ews-sim test harness: start a simulator on ports chosen at run time, talk EWS and the
+control API to it. Plain module (not a conftest) so that every test directory can import it;
+the pytest fixtures built on it are in tests/conftest.py."""
 
 import json
 import os
 import shutil
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 
-import pytest
-
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 SIM = os.path.join(ROOT, "sim", "ews-sim")
 SCHEMA_DIR = os.path.join(ROOT, "data", "ews-schema")
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
@@ -95,23 +94,6 @@ class Sim:
         return self.control("GET", "/counters", expect=200)[1]
 
 
-@pytest.fixture
-def sim_factory():
-    sims = []
-
-    def make(*args, env=None):
-        s = Sim(args, env)
-        sims.append(s)
-        return s
-
-    yield make
-    for s in sims:
-        s.stop()
-
-
-@pytest.fixture
-def sim(sim_factory):
-    return sim_factory()
 
 
 def wait_for(cond, timeout=20.0, interval=0.02, what="condition"):
@@ -124,28 +106,3 @@ def wait_for(cond, timeout=20.0, interval=0.02, what="condition"):
         if time.monotonic() > deadline:
             raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
         time.sleep(interval)
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    """A throwaway CA and a server certificate it signed for 127.0.0.1 and localhost."""
-    d = tmp_path_factory.mktemp("pki")
-
-    def run(*args):
-        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-        "-days", "2", "-subj", "/CN=ews-sim test CA",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out", "srv.csr",
-        "-subj", "/CN=localhost")
-    (d / "ext.cnf").write_text(
-        "basicConstraints=CA:FALSE\n"
-        "keyUsage=critical,digitalSignature,keyEncipherment\n"
-        "extendedKeyUsage=serverAuth\n"
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
-        "authorityKeyIdentifier=keyid\n")
-    run("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "ext.cnf")
-    return {"ca": str(d / "ca.pem"), "cert": str(d / "srv.pem"), "key": str(d / "srv.key")}
