@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * config.h: CalendarSyncExchange.config.xml (PRODUCT.md) parsed into an immutable struct cfg.
+ * The file of the commercial product, holding only <advise Object="EwsStream"/>, is valid;
+ * calsync's own settings are optional elements under <configuration><calendar_sync><calsync>,
+ * each with a default from one table in config.c (docs/configuration.md lists them). Errors
+ * name file:line and the element and say what is accepted; unknown elements and attributes are
+ * warnings returned to the caller, never logged here. Reload is: load a new cfg, swap, free.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/compat.h"
+#include "cal/occurrence.h"
+#include "ews/ews-request.h"
+#include "ews/ews-transport.h"
+
+struct err;
+
+/* Largest configuration file: a long mailbox list belongs in a mailbox file. */
+#define CFG_MAX_FILE (1u << 20)
+
+/* Largest mailbox file: 50,000 addresses of 60 bytes are 3 MB; 16 MiB leaves room. */
+#define CFG_MAX_MAILBOX_FILE (16u << 20)
+
+/* Most mailboxes in total; the product's target is 50,000 per process. */
+#define CFG_MAX_MAILBOXES 200000u
+
+/* Largest password or token file: an OAuth2 access token is a few kilobytes. */
+#define CFG_MAX_SECRET (16u << 10)
+
+/* Warnings kept; the rest are only counted, so a hostile file cannot make us allocate much. */
+#define CFG_MAX_WARNINGS 64u
+
+/* Longest URL, path, user, profile name or forward target we accept. */
+#define CFG_MAX_STRING 1024u
+
+/* Most category profiles. */
+#define CFG_MAX_CATEGORIES 256u
+
+/* Where the daemon looks without -c. */
+#define CFG_DEFAULT_PATH "/etc/calsync/CalendarSyncExchange.config.xml"
+
+/* <advise Object="...">: how calsync learns about changes. */
+enum cfg_notify {
+	CFG_NOTIFY_STREAM = 0, /* EwsStream: streaming notifications (the default) */
+	CFG_NOTIFY_PULL,       /* EwsPull: pull notifications, polled every pull_interval */
+};
+
+/* How all-day appointments count for presence. */
+enum cfg_all_day {
+	CFG_ALL_DAY_COUNT = 0, /* like any other appointment (the default) */
+	CFG_ALL_DAY_OOF_ONLY,  /* only an all-day OOF counts */
+	CFG_ALL_DAY_IGNORE,    /* never */
+};
+
+/* A presence profile: the name the UC server shows, and an optional call-forwarding target that
+ * is applied when it starts and reverted when it ends. */
+struct cfg_profile {
+	char *name;    /* NULL: no profile for this value */
+	char *forward; /* NULL: no forwarding */
+};
+
+struct cfg_presence {
+	/* Bit (1u << v) for each enum cal_fb value v that counts. Free, Unknown and NoData never do. */
+	unsigned count;
+	enum cfg_all_day all_day;
+	/* Indexed by enum cal_fb; only Tentative, Busy, OOF and WorkingElsewhere are used. */
+	struct cfg_profile state[CAL_FB_NO_DATA + 1];
+	/* Extra profiles that an appointment selects by an Outlook category equal to their name. */
+	struct cfg_profile *categories;
+	size_t n_categories;
+};
+
+/*
+ * Everything calsync reads from the file. Immutable once returned: share it by const pointer and
+ * replace it as a whole. Strings are NUL-terminated; durations are microseconds (STYLE.md 6).
+ */
+struct cfg {
+	char *path; /* the file it came from, for messages */
+	enum cfg_notify notify;
+
+	char *ews_url;             /* NULL: Autodiscover */
+	char *autodiscover_url;    /* NULL: derived from autodiscover_domain */
+	char *autodiscover_domain; /* NULL: the domain of the service account or first mailbox */
+	char *server_version;      /* RequestServerVersion; default EWS_DEFAULT_VERSION */
+	enum ews_id_type id_type;  /* default EWS_ID_SMTP */
+
+	char *user; /* service account; NULL for none and bearer */
+	enum ews_auth auth;
+	char *password; /* read from a file or the environment; wiped by cfg_free() */
+	char *token;    /* bearer only; same */
+	char *ca_file;  /* NULL: the system's trust store */
+	bool insecure_skip_tls_verify;
+
+	char **mailboxes; /* inline ones first, then the file's; duplicates removed */
+	size_t n_mailboxes;
+
+	int64_t window_past_days; /* the window starts this many days before today's midnight UTC */
+	int64_t window_ahead_days; /* and ends this many days after now */
+	int64_t debounce_usec;
+	int64_t safety_refresh_usec;
+	int64_t pull_interval_usec;
+	int64_t stream_timeout_usec; /* GetStreamingEvents ConnectionTimeout, whole minutes */
+	int64_t concurrency;         /* EWS requests in flight per budget owner */
+
+	char *store_path;
+	char *output_path; /* JSON lines of presence changes; NULL: stdout */
+	struct cfg_presence presence;
+};
+
+/* Warnings of one load, in file order: "file:line: unknown element <x> in <y>, ignored". */
+struct cfg_warnings {
+	char **lines;
+	size_t n;
+	size_t dropped; /* beyond CFG_MAX_WARNINGS */
+};
+
+struct cfg_parse_opts {
+	const char *name;     /* the file name in messages; NULL: "(memory)" */
+	const char *base_dir; /* relative paths of referenced files start here; NULL: the cwd */
+	/* Do not read referenced files or environment variables (mailbox and secret files,
+	 * password_env): for fuzzing, where the file system must not matter. */
+	bool offline;
+};
+
+/*
+ * Reads and parses the file at path. Relative paths inside it are taken relative to the file's
+ * directory. Returns 0 and *out_cfg (owned, free with cfg_free()), or a negative errno with err
+ * naming file:line and the element: -ENOENT/-EACCES/... for an unreadable file, -EMSGSIZE for
+ * one larger than CFG_MAX_FILE, -EINVAL for anything invalid. warnings may be NULL; when not, it
+ * must be zeroed or cleared and receives the warnings, on failure too; clear it with
+ * cfg_warnings_clear().
+ */
+ATTR_NODISCARD int cfg_load(const char *path, struct cfg **out_cfg, struct cfg_warnings *warnings,
+                            struct err *err);
+
+/* The same for len bytes at xml (no NUL needed, at most CFG_MAX_FILE). opts may be NULL. */
+ATTR_NODISCARD int cfg_parse(const char *xml, size_t len, const struct cfg_parse_opts *opts,
+                             struct cfg **out_cfg, struct cfg_warnings *warnings, struct err *err);
+
+/* NULL-safe; wipes the secrets. */
+void cfg_free(struct cfg *cfg);
+
+/* Frees the lines and leaves w empty. */
+void cfg_warnings_clear(struct cfg_warnings *w);
+
+/* "EwsStream" or "EwsPull". */
+const char *cfg_notify_name(enum cfg_notify n);
