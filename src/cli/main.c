@@ -173,10 +173,21 @@ static int run_command(int argc, char **argv)
 	return usage_error(NULL, name[0] == '-' ? "unknown option" : "unknown command", name);
 }
 
+/* libxml2 reports what matters to us through each parser's err; left alone, it would also
+ * print some errors (encoding conversion failures) straight to stderr, where a daemon's
+ * stray lines end up in journald without context. */
+static void xml_quiet(void *ctx, const char *msg, ...)
+{
+	(void)ctx;
+	(void)msg;
+}
+
 int main(int argc, char **argv)
 {
 	int rc;
 
+	xmlInitParser();
+	xmlSetGenericErrorFunc(NULL, xml_quiet);
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_USAGE;
