@@ -16,6 +16,7 @@
 #include <libxml/xmlIO.h>
 #include <libxml/xmlwriter.h>
 #include <limits.h>
+#include <stdarg.h>
 
 #include "base/buf.h"
 #include "base/err.h"
@@ -323,6 +324,25 @@ static const char *opt_text_problem(const char *s)
 	return s == NULL ? NULL : text_problem(s);
 }
 
+/* 0 when s can be sent (optional: NULL is fine too), else -EINVAL with err naming the
+ * operation and the argument; name_fmt formats the argument's name, such as "ids[3].id". */
+ATTR_PRINTF(5, 6)
+
+static int check_text(const char *op, const char *s, bool optional, struct err *err,
+                      const char *name_fmt, ...)
+{
+	const char *why = optional ? opt_text_problem(s) : text_problem(s);
+	char name[64];
+	va_list ap;
+
+	if (why == NULL)
+		return 0;
+	va_start(ap, name_fmt);
+	(void)vsnprintf(name, sizeof(name), name_fmt, ap);
+	va_end(ap);
+	return err_set(err, -EINVAL, "%s: %s %s", op, name, why);
+}
+
 /* The index of version in exchange_versions, or N_VERSIONS. */
 static size_t version_index(const char *version)
 {
@@ -344,8 +364,8 @@ static int check_header(const char *op, const struct ews_header *h, struct heade
 		[EWS_ID_PRINCIPAL] = "PrincipalName",
 	};
 	const char *version;
-	const char *why;
 	size_t i;
+	int rc;
 
 	if (h == NULL)
 		h = &no_header;
@@ -355,9 +375,9 @@ static int check_header(const char *op, const struct ews_header *h, struct heade
 		return err_set(err, -EINVAL,
 		               "%s: header version '%.64s' is no RequestServerVersion", op,
 		               version);
-	why = opt_text_problem(h->impersonate);
-	if (why != NULL)
-		return err_set(err, -EINVAL, "%s: header impersonate %s", op, why);
+	rc = check_text(op, h->impersonate, true, err, "header impersonate");
+	if (rc < 0)
+		return rc;
 	if ((unsigned)h->id_type >= sizeof(id_elems) / sizeof(id_elems[0]))
 		return err_set(err, -EINVAL, "%s: header id_type %d is unknown", op,
 		               (int)h->id_type);
@@ -440,7 +460,6 @@ int ews_req_subscribe(const struct ews_header *h, const struct ews_subscribe *r,
 	struct header hd;
 	struct writer w;
 	unsigned events;
-	const char *why;
 	int rc;
 
 	buf_reset(out);
@@ -462,9 +481,9 @@ int ews_req_subscribe(const struct ews_header *h, const struct ews_subscribe *r,
 			return err_set(err, -EINVAL, "%s: watermark is for pull subscriptions only",
 			               op);
 	} else {
-		why = opt_text_problem(r->watermark);
-		if (why != NULL)
-			return err_set(err, -EINVAL, "%s: watermark %s", op, why);
+		rc = check_text(op, r->watermark, true, err, "watermark");
+		if (rc < 0)
+			return rc;
 		if (r->timeout_min < 1 || r->timeout_min > PULL_TIMEOUT_MAX)
 			return err_set(err, -EINVAL, "%s: timeout_min %u is outside 1..%u", op,
 			               r->timeout_min, PULL_TIMEOUT_MAX);
@@ -497,19 +516,18 @@ int ews_req_get_events(const struct ews_header *h, const char *subscription_id,
 	static const char op[] = "GetEvents";
 	struct header hd;
 	struct writer w;
-	const char *why;
 	int rc;
 
 	buf_reset(out);
 	rc = check_header(op, h, &hd, err);
 	if (rc < 0)
 		return rc;
-	why = text_problem(subscription_id);
-	if (why != NULL)
-		return err_set(err, -EINVAL, "%s: subscription_id %s", op, why);
-	why = text_problem(watermark);
-	if (why != NULL)
-		return err_set(err, -EINVAL, "%s: watermark %s", op, why);
+	rc = check_text(op, subscription_id, false, err, "subscription_id");
+	if (rc < 0)
+		return rc;
+	rc = check_text(op, watermark, false, err, "watermark");
+	if (rc < 0)
+		return rc;
 
 	begin_ews(&w, out, &hd);
 	start(&w, "m", op);
@@ -524,7 +542,6 @@ int ews_req_get_streaming_events(const struct ews_header *h, const char *const *
 	static const char op[] = "GetStreamingEvents";
 	struct header hd;
 	struct writer w;
-	const char *why;
 	int rc;
 
 	buf_reset(out);
@@ -538,9 +555,9 @@ int ews_req_get_streaming_events(const struct ews_header *h, const char *const *
 		return err_set(err, -EINVAL, "%s: n_ids %zu is outside 1..%u", op, n_ids,
 		               EWS_MAX_STREAM_IDS);
 	for (size_t i = 0; i < n_ids; i++) {
-		why = text_problem(ids[i]);
-		if (why != NULL)
-			return err_set(err, -EINVAL, "%s: ids[%zu] %s", op, i, why);
+		rc = check_text(op, ids[i], false, err, "ids[%zu]", i);
+		if (rc < 0)
+			return rc;
 	}
 	if (timeout_min < 1 || timeout_min > STREAM_TIMEOUT_MAX)
 		return err_set(err, -EINVAL, "%s: timeout_min %u is outside 1..%u", op, timeout_min,
@@ -564,16 +581,15 @@ int ews_req_unsubscribe(const struct ews_header *h, const char *subscription_id,
 	static const char op[] = "Unsubscribe";
 	struct header hd;
 	struct writer w;
-	const char *why;
 	int rc;
 
 	buf_reset(out);
 	rc = check_header(op, h, &hd, err);
 	if (rc < 0)
 		return rc;
-	why = text_problem(subscription_id);
-	if (why != NULL)
-		return err_set(err, -EINVAL, "%s: subscription_id %s", op, why);
+	rc = check_text(op, subscription_id, false, err, "subscription_id");
+	if (rc < 0)
+		return rc;
 
 	begin_ews(&w, out, &hd);
 	start(&w, "m", op);
@@ -625,7 +641,6 @@ int ews_req_get_item(const struct ews_header *h, const struct ews_item_ref *ids,
 	static const char op[] = "GetItem";
 	struct header hd;
 	struct writer w;
-	const char *why;
 	int rc;
 
 	buf_reset(out);
@@ -644,23 +659,22 @@ int ews_req_get_item(const struct ews_header *h, const struct ews_item_ref *ids,
 			if (ref->id != NULL)
 				return err_set(err, -EINVAL,
 				               "%s: ids[%zu] has both id and master_id", op, i);
-			why = text_problem(ref->master_id);
-			if (why != NULL)
-				return err_set(err, -EINVAL, "%s: ids[%zu].master_id %s", op, i,
-				               why);
+			rc = check_text(op, ref->master_id, false, err, "ids[%zu].master_id", i);
+			if (rc < 0)
+				return rc;
 			/* InstanceIndex is a 1-based xs:int. */
 			if (ref->instance_index < 1 || ref->instance_index > INT_MAX)
 				return err_set(err, -EINVAL,
 				               "%s: ids[%zu].instance_index %u is outside 1..%d",
 				               op, i, ref->instance_index, INT_MAX);
 		} else {
-			why = text_problem(ref->id);
-			if (why != NULL)
-				return err_set(err, -EINVAL, "%s: ids[%zu].id %s", op, i, why);
+			rc = check_text(op, ref->id, false, err, "ids[%zu].id", i);
+			if (rc < 0)
+				return rc;
 		}
-		why = opt_text_problem(ref->change_key);
-		if (why != NULL)
-			return err_set(err, -EINVAL, "%s: ids[%zu].change_key %s", op, i, why);
+		rc = check_text(op, ref->change_key, true, err, "ids[%zu].change_key", i);
+		if (rc < 0)
+			return rc;
 	}
 
 	begin_ews(&w, out, &hd);
@@ -694,16 +708,15 @@ int ews_req_sync_folder_items(const struct ews_header *h, const char *sync_state
 	static const char op[] = "SyncFolderItems";
 	struct header hd;
 	struct writer w;
-	const char *why;
 	int rc;
 
 	buf_reset(out);
 	rc = check_header(op, h, &hd, err);
 	if (rc < 0)
 		return rc;
-	why = opt_text_problem(sync_state);
-	if (why != NULL)
-		return err_set(err, -EINVAL, "%s: sync_state %s", op, why);
+	rc = check_text(op, sync_state, true, err, "sync_state");
+	if (rc < 0)
+		return rc;
 	if (max_changes < 1 || max_changes > EWS_MAX_SYNC_CHANGES)
 		return err_set(err, -EINVAL, "%s: max_changes %u is outside 1..%u", op, max_changes,
 		               EWS_MAX_SYNC_CHANGES);
@@ -781,7 +794,6 @@ int ews_req_get_user_availability(const struct ews_header *h, const struct ews_a
 	char end_s[ISO8601_FORMAT_SIZE];
 	struct header hd;
 	struct writer w;
-	const char *why;
 	int rc;
 
 	buf_reset(out);
@@ -793,9 +805,9 @@ int ews_req_get_user_availability(const struct ews_header *h, const struct ews_a
 		return err_set(err, -EINVAL, "%s: n_mailboxes %zu is outside 1..%u", op,
 		               r->n_mailboxes, EWS_MAX_AVAILABILITY_MAILBOXES);
 	for (size_t i = 0; i < r->n_mailboxes; i++) {
-		why = text_problem(r->mailboxes[i]);
-		if (why != NULL)
-			return err_set(err, -EINVAL, "%s: mailboxes[%zu] %s", op, i, why);
+		rc = check_text(op, r->mailboxes[i], false, err, "mailboxes[%zu]", i);
+		if (rc < 0)
+			return rc;
 	}
 	rc = format_window(op, r->start_utc, r->end_utc, start_s, end_s, err);
 	if (rc < 0)
@@ -846,25 +858,25 @@ int ews_req_get_user_settings(const char *const *mailboxes, size_t n_mailboxes, 
 {
 	static const char op[] = "GetUserSettings";
 	struct writer w;
-	const char *why;
+	int rc;
 
 	buf_reset(out);
 	if (n_mailboxes < 1 || n_mailboxes > AD_MAX_USERS || mailboxes == NULL)
 		return err_set(err, -EINVAL, "%s: n_mailboxes %zu is outside 1..%u", op,
 		               n_mailboxes, AD_MAX_USERS);
 	for (size_t i = 0; i < n_mailboxes; i++) {
-		why = text_problem(mailboxes[i]);
-		if (why != NULL)
-			return err_set(err, -EINVAL, "%s: mailboxes[%zu] %s", op, i, why);
+		rc = check_text(op, mailboxes[i], false, err, "mailboxes[%zu]", i);
+		if (rc < 0)
+			return rc;
 	}
-	why = text_problem(to_url);
-	if (why != NULL)
-		return err_set(err, -EINVAL, "%s: to_url %s", op, why);
+	rc = check_text(op, to_url, false, err, "to_url");
+	if (rc < 0)
+		return rc;
 	if (version == NULL)
 		version = AD_DEFAULT_VERSION;
-	why = text_problem(version);
-	if (why != NULL)
-		return err_set(err, -EINVAL, "%s: version %s", op, why);
+	rc = check_text(op, version, false, err, "version");
+	if (rc < 0)
+		return rc;
 
 	begin(&w, out, true);
 	start(&w, "s", "Header");
