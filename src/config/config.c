@@ -96,17 +96,6 @@ static void set_defaults(struct cfg *cfg)
 	}
 }
 
-/*
- * The t:ExchangeVersionType values from Exchange2010_SP1 on (the Exchange 2019 schema):
- * streaming notifications and FreeBusyChangedEvent need at least that. Same spelling as the
- * table in ews-request.c, which refuses anything else.
- */
-static const char *const server_versions[] = {
-	"Exchange2010_SP1", "Exchange2010_SP2", "Exchange2012", "Exchange2013", "Exchange2013_SP1",
-	"Exchange2015",     "Exchange2016",     "V2015_10_05",  "V2016_01_06",  "V2016_04_13",
-	"V2016_07_13",      "V2016_10_10",      "V2017_01_07",  "V2017_04_14",  "V2017_07_11",
-};
-
 /* -- the parser state ---------------------------------------------------------------------- */
 
 /* One mailbox address and where it was listed, until duplicates are removed. */
@@ -576,19 +565,18 @@ static int el_ews(struct parser *p, xmlNode *n)
 	p->ews_url_set = p->cfg->ews_url != NULL;
 	v = attr(p, n, "version");
 	if (v != NULL) {
-		size_t i = 0;
+		/* The writer's table decides; before Exchange2010_SP1 there are no streaming
+		 * notifications and no FreeBusyChangedEvent, so calsync does not accept those. */
+		const char *version = ews_version_known(v);
 
-		while (i < sizeof(server_versions) / sizeof(server_versions[0]) &&
-		       strcmp(v, server_versions[i]) != 0)
-			i++;
-		if (i == sizeof(server_versions) / sizeof(server_versions[0]))
+		if (version == NULL || !ews_version_streams(version))
 			return fail_attr(
 				p, n, "version", v,
 				"unknown RequestServerVersion; accepted: Exchange2010_SP1, "
 				"Exchange2010_SP2, Exchange2013, Exchange2013_SP1, "
 				"Exchange2016, V2015_10_05 ... V2017_07_11");
 		free(p->cfg->server_version);
-		p->cfg->server_version = xstrdup(server_versions[i]);
+		p->cfg->server_version = xstrdup(version);
 	}
 	rc = get_enum(p, n, "impersonation", id_types,
 	              "SmtpAddress, PrimarySmtpAddress, PrincipalName", &id);

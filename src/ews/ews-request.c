@@ -391,6 +391,19 @@ static int check_header(const char *op, const struct ews_header *h, struct heade
 	return 0;
 }
 
+const char *ews_version_known(const char *version)
+{
+	size_t i = version != NULL ? version_index(version) : N_VERSIONS;
+
+	return i < N_VERSIONS ? exchange_versions[i] : NULL;
+}
+
+bool ews_version_streams(const char *version)
+{
+	return ews_version_known(version) != NULL &&
+	       version_index(version) >= version_index(VERSION_STREAMING);
+}
+
 static int check_streaming_version(const char *op, const struct header *hd, struct err *err)
 {
 	if (hd->version_index < version_index(VERSION_STREAMING))

@@ -36,6 +36,16 @@ struct err;
 /* Most ids in one GetItem; Microsoft advises batches of about 10 (EWS-REFERENCE 8.1). */
 #define EWS_MAX_GETITEM_IDS 100u
 
+/*
+ * The schema's spelling of a RequestServerVersion value (static, so a caller may keep it), or
+ * NULL when the EWS schema Exchange 2019 serves does not know it.
+ */
+const char *ews_version_known(const char *version);
+
+/* Whether a known RequestServerVersion has streaming notifications and FreeBusyChangedEvent
+ * (Exchange2010_SP1 or later). */
+bool ews_version_streams(const char *version);
+
 /* How ExchangeImpersonation names the mailbox (t:ConnectingSID child). */
 enum ews_id_type {
 	EWS_ID_SMTP = 0,     /* t:SmtpAddress: what the Managed API sends for 2010+ (default) */

@@ -1114,6 +1114,20 @@ TEST(output_is_reset_first)
  * messages namespace, which the schema (and Exchange) reject. With the namespace fixed, the same
  * document validates, so the namespace is the only thing wrong with it.
  */
+TEST(version_lookup)
+{
+	CHECK_STREQ(ews_version_known("Exchange2013_SP1"), "Exchange2013_SP1");
+	CHECK_STREQ(ews_version_known("V2017_07_11"), "V2017_07_11");
+	CHECK(ews_version_known("Exchange2019") == NULL);
+	CHECK(ews_version_known("exchange2013_sp1") == NULL);
+	CHECK(ews_version_known(NULL) == NULL);
+	CHECK(ews_version_streams("Exchange2010_SP1"));
+	CHECK(ews_version_streams("Exchange2016"));
+	CHECK(!ews_version_streams("Exchange2010"));
+	CHECK(!ews_version_streams("Exchange2007_SP1"));
+	CHECK(!ews_version_streams("Exchange2019"));
+}
+
 TEST(validator_rejects_msdocs_getstreamingevents_sample)
 {
 	const char *dir = getenv("EWS_FIXTURES_DIR");
@@ -1178,6 +1192,7 @@ int main(void)
 	RUN(text_xml_cannot_carry_is_refused);
 	RUN(buffer_maximum_is_respected);
 	RUN(output_is_reset_first);
+	RUN(version_lookup);
 	RUN(validator_rejects_msdocs_getstreamingevents_sample);
 
 	printf("# %d elements validated against messages.xsd\n", n_valid);
