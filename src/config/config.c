@@ -63,6 +63,10 @@ static const struct num_setting num_settings[] = {
 	/* Exchange ends a streaming connection after at most 30 minutes (ConnectionTimeout). */
 	{"sync", "stream_timeout", NUM_MINUTES, 30 * MINUTE, MINUTE, 30 * MINUTE,
          offsetof(struct cfg, stream_timeout_usec)},
+	/* Silence on a streaming connection that counts as a dead one. Exchange sends a heartbeat
+	 * every 45 s; the Managed API waits twice that. */
+	{"sync", "stream_watchdog", NUM_DURATION, 90 * USEC, 5 * USEC, 30 * MINUTE,
+         offsetof(struct cfg, stream_watchdog_usec)},
 	/* EWSMaxConcurrency is 27 by default; 8 leaves room for other clients of the account. */
 	{"sync", "concurrency", NUM_COUNT, 8, 1, 27, offsetof(struct cfg, concurrency)},
 };
@@ -1037,8 +1041,13 @@ static int el_window(struct parser *p, xmlNode *n)
 
 static int el_sync(struct parser *p, xmlNode *n)
 {
-	static const char *const known[] = {"debounce",       "safety_refresh", "pull_interval",
-	                                    "stream_timeout", "concurrency",    NULL};
+	static const char *const known[] = {"debounce",
+	                                    "safety_refresh",
+	                                    "pull_interval",
+	                                    "stream_timeout",
+	                                    "stream_watchdog",
+	                                    "concurrency",
+	                                    NULL};
 
 	check_attrs(p, n, known);
 	return get_nums(p, n);

@@ -104,8 +104,9 @@ struct cfg {
 	int64_t debounce_usec;
 	int64_t safety_refresh_usec;
 	int64_t pull_interval_usec;
-	int64_t stream_timeout_usec; /* GetStreamingEvents ConnectionTimeout, whole minutes */
-	int64_t concurrency;         /* EWS requests in flight per budget owner */
+	int64_t stream_timeout_usec;  /* GetStreamingEvents ConnectionTimeout, whole minutes */
+	int64_t stream_watchdog_usec; /* silence on a stream that means it is dead */
+	int64_t concurrency;          /* EWS requests in flight per budget owner */
 
 	char *store_path;
 	char *output_path; /* JSON lines of presence changes; NULL: stdout */

@@ -142,6 +142,7 @@ TEST(minimal_fixture_and_defaults)
 	CHECK_EQ(cfg->safety_refresh_usec, 60 * MINUTE);
 	CHECK_EQ(cfg->pull_interval_usec, 60 * USEC);
 	CHECK_EQ(cfg->stream_timeout_usec, 30 * MINUTE);
+	CHECK_EQ(cfg->stream_watchdog_usec, 90 * USEC);
 	CHECK_EQ(cfg->concurrency, 8);
 	CHECK_STREQ(cfg->store_path, "/var/lib/calsync/calsync.db");
 	CHECK_STREQ(cfg->output_path, NULL);
