@@ -70,6 +70,8 @@ static enum presence_state counted_state(const struct cal_occurrence *o,
 		return PRESENCE_FREE;
 	if (o->all_day && rules->ignore_all_day)
 		return PRESENCE_FREE;
+	if (o->all_day && rules->all_day_oof_only && o->free_busy != CAL_FB_OOF)
+		return PRESENCE_FREE;
 	switch (o->free_busy) {
 	case CAL_FB_TENTATIVE:
 		state = PRESENCE_TENTATIVE;

@@ -58,6 +58,9 @@ struct presence_rules {
 	const struct presence_profile *extra; /* n_extra named profiles selectable by category */
 	size_t n_extra;
 	bool ignore_all_day; /* all-day occurrences never count, whatever their free/busy value */
+	/* An all-day occurrence counts only when its free/busy value is OOF (and OOF counts);
+	 * timed occurrences are not affected. ignore_all_day wins when both are set. */
+	bool all_day_oof_only;
 };
 
 /*
@@ -95,7 +98,8 @@ const char *presence_state_name(enum presence_state state);
  * writes it to *out. Never fails.
  *
  * An occurrence counts when it is not cancelled, start < end, its free/busy value has a rule
- * that counts, and it is not all-day while rules->ignore_all_day is set. Its interval is the
+ * that counts, and it is not all-day while rules->ignore_all_day is set, nor all-day with a
+ * value other than OOF while rules->all_day_oof_only is set. Its interval is the
  * half-open [start, end). Among the counted occurrences that contain now, the strongest state
  * wins; equal states go to the earliest start, then the latest end, then the smallest item_id
  * (NULL first, byte order), then the lowest index.

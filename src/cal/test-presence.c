@@ -71,6 +71,7 @@ TEST(default_rules)
 	CHECK(r.extra == NULL);
 	CHECK_EQ(r.n_extra, 0);
 	CHECK(!r.ignore_all_day);
+	CHECK(!r.all_day_oof_only);
 }
 
 TEST(state_names)
@@ -608,6 +609,101 @@ TEST(all_day_items)
 	CHECK_STREQ(p.reason, "appointment");
 }
 
+/* all_day_oof_only: of the all-day items only OOF ones count; timed items are untouched. */
+TEST(all_day_oof_only)
+{
+	struct presence_rules r = presence_rules_default();
+	struct cal_occurrence o[] = {
+		/* all-day, one per day: Busy, OOF, Tentative, WorkingElsewhere */
+		occ(AT(0, 0), AT(24, 0), CAL_FB_BUSY, s_review),
+		occ(AT(24, 0), AT(48, 0), CAL_FB_OOF, s_holiday),
+		occ(AT(48, 0), AT(72, 0), CAL_FB_TENTATIVE, s_review),
+		occ(AT(72, 0), AT(96, 0), CAL_FB_WORKING_ELSEWHERE, s_office),
+		/* timed: Busy on day 1, Tentative on day 3 */
+		occ(AT(9, 0), AT(10, 0), CAL_FB_BUSY, s_standup),
+		occ(AT(50, 0), AT(51, 0), CAL_FB_TENTATIVE, s_standup),
+	};
+	char *cats[] = {s_cat_oof};
+	struct presence p;
+
+	for (size_t i = 0; i < 4; i++)
+		o[i].all_day = true;
+	r.value[PRESENCE_TENTATIVE].counts = true;
+	r.value[PRESENCE_WORKING_ELSEWHERE].counts = true;
+
+	/* Without the flag every all-day item counts. */
+	p = at(o, N(o), &r, AT(12, 0));
+	CHECK_EQ(p.state, PRESENCE_BUSY);
+	CHECK_EQ(at(o, N(o), &r, AT(60, 0)).state, PRESENCE_TENTATIVE);
+	CHECK_EQ(at(o, N(o), &r, AT(80, 0)).state, PRESENCE_WORKING_ELSEWHERE);
+
+	r.all_day_oof_only = true;
+	/* Day 1: the all-day Busy no longer counts; the timed Busy does. */
+	p = at(o, N(o), &r, AT(8, 0));
+	CHECK_EQ(p.state, PRESENCE_FREE);
+	CHECK_EQ(p.since_utc, PRESENCE_SINCE_ALWAYS);
+	CHECK_EQ(p.until_utc, AT(9, 0));
+	p = at(o, N(o), &r, AT(9, 30));
+	CHECK_EQ(p.state, PRESENCE_BUSY);
+	CHECK_STREQ(p.reason, "appointment");
+	CHECK_STREQ(p.subject, "Standup");
+	CHECK_EQ(p.since_utc, AT(9, 0));
+	CHECK_EQ(p.until_utc, AT(10, 0));
+	/* Between the timed meeting and the all-day OOF: free. */
+	p = at(o, N(o), &r, AT(12, 0));
+	CHECK_EQ(p.state, PRESENCE_FREE);
+	CHECK_EQ(p.since_utc, AT(10, 0));
+	CHECK_EQ(p.until_utc, AT(24, 0));
+	CHECK_EQ(p.next_change_utc, AT(24, 0));
+	/* Day 2: the all-day OOF counts. */
+	p = at(o, N(o), &r, AT(30, 0));
+	CHECK_EQ(p.state, PRESENCE_OOF);
+	CHECK_STREQ(p.reason, "all-day appointment");
+	CHECK_STREQ(p.profile, "Out of office");
+	CHECK_STREQ(p.subject, "Holiday");
+	CHECK_EQ(p.since_utc, AT(24, 0));
+	CHECK_EQ(p.until_utc, AT(48, 0));
+	/* Day 3: the all-day Tentative does not count, the timed Tentative does. */
+	p = at(o, N(o), &r, AT(49, 0));
+	CHECK_EQ(p.state, PRESENCE_FREE);
+	CHECK_EQ(p.since_utc, AT(48, 0));
+	CHECK_EQ(p.until_utc, AT(50, 0));
+	p = at(o, N(o), &r, AT(50, 30));
+	CHECK_EQ(p.state, PRESENCE_TENTATIVE);
+	CHECK_EQ(p.until_utc, AT(51, 0));
+	/* Day 4: the all-day WorkingElsewhere does not count; nothing counts afterwards. */
+	p = at(o, N(o), &r, AT(80, 0));
+	CHECK_EQ(p.state, PRESENCE_FREE);
+	CHECK_EQ(p.since_utc, AT(51, 0));
+	CHECK_EQ(p.until_utc, PRESENCE_NEVER);
+	CHECK_EQ(p.next_change_utc, PRESENCE_NEVER);
+
+	/* A category never makes a non-counting item count, even the OOF profile's name. */
+	o[0].categories = cats;
+	o[0].n_categories = N(cats);
+	CHECK_EQ(at(o, N(o), &r, AT(12, 0)).state, PRESENCE_FREE);
+	o[0].categories = NULL;
+	o[0].n_categories = 0;
+
+	/* An all-day OOF still needs OOF to count. */
+	r.value[PRESENCE_OOF].counts = false;
+	CHECK_EQ(at(o, N(o), &r, AT(30, 0)).state, PRESENCE_FREE);
+	r.value[PRESENCE_OOF].counts = true;
+
+	/* A cancelled all-day OOF never counts. */
+	o[1].is_cancelled = true;
+	CHECK_EQ(at(o, N(o), &r, AT(30, 0)).state, PRESENCE_FREE);
+	o[1].is_cancelled = false;
+
+	/* ignore_all_day wins over all_day_oof_only: no all-day item counts. */
+	r.ignore_all_day = true;
+	p = at(o, N(o), &r, AT(30, 0));
+	CHECK_EQ(p.state, PRESENCE_FREE);
+	CHECK_EQ(p.since_utc, AT(10, 0));
+	CHECK_EQ(p.until_utc, AT(50, 0));
+	CHECK_EQ(at(o, N(o), &r, AT(9, 30)).state, PRESENCE_BUSY);
+}
+
 TEST(category_selects_profile)
 {
 	static const struct presence_profile extra[] = {
@@ -793,6 +889,8 @@ static int ref_state_of(const struct cal_occurrence *o, const struct presence_ru
 		return 0;
 	if (o->all_day && r->ignore_all_day)
 		return 0;
+	if (o->all_day && r->all_day_oof_only && s != PRESENCE_OOF)
+		return 0;
 	return s;
 }
 
@@ -950,6 +1048,7 @@ static struct presence_rules random_rules(void)
 		r.n_extra = N(extra);
 	}
 	r.ignore_all_day = rng_below(4) == 0;
+	r.all_day_oof_only = rng_below(3) == 0;
 	return r;
 }
 
@@ -1090,6 +1189,7 @@ int main(void)
 	RUN(private_items_never_leak);
 	RUN(null_subject);
 	RUN(all_day_items);
+	RUN(all_day_oof_only);
 	RUN(category_selects_profile);
 	RUN(category_change_is_a_change);
 	RUN(forward_change_alone_is_a_change);
