@@ -13,6 +13,7 @@
 #include "calsync-config.h"
 #include "calsync-vcs.h"
 #include "cli/decode.h"
+#include "cli/run.h"
 
 /* Exit status: 0 success, 1 failure, 2 a command line we do not understand (as GNU tools do). */
 #define EXIT_USAGE 2
@@ -32,6 +33,10 @@ static const struct command {
          .args = "[--json]",
          .summary = "Print the versions of calsync and of the libraries it runs with.",
          .run = cmd_version},
+	{.name = "run",
+         .args = "[-c FILE]",
+         .summary = "Run the daemon: mirror the configured calendars, write presence changes.",
+         .run = run_main},
 	{.name = "decode",
          .args = "[FILE]",
          .summary = "Decode EWS responses (FILE or stdin) to JSON, one line per envelope.",

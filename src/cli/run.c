@@ -1,0 +1,287 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * run.c: `calsync run`. Loads the configuration, opens the store and the output, and runs the
+ * sync engine on a libuv loop until SIGTERM or SIGINT. SIGHUP reloads the configuration and
+ * reopens a file output; SIGUSR2 re-reads the test clock (CALSYNC_TEST_CLOCK_FILE, tests only).
+ */
+#include "cli/run.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "base/err.h"
+#include "base/log.h"
+#include "config/config.h"
+#include "store/store.h"
+#include "sync/engine.h"
+#include "sync/output.h"
+
+#define EXIT_CONFIG 2
+
+/* The test clock file: at most this big. */
+#define TEST_CLOCK_MAX 4096
+
+struct run {
+	uv_loop_t loop;
+	uv_signal_t sig_term, sig_int, sig_hup, sig_usr2;
+	struct cfg *cfg;
+	const char *cfg_path;
+	struct store *store;
+	struct sync_output *out;
+	struct sync_engine *engine;
+	bool stopping;
+	int status;
+};
+
+static void print_warnings(const struct cfg_warnings *w)
+{
+	for (size_t i = 0; i < w->n; i++)
+		fprintf(stderr, "calsync: warning: %s\n", w->lines[i]);
+	if (w->dropped > 0)
+		fprintf(stderr, "calsync: warning: %zu more warnings not shown\n", w->dropped);
+}
+
+/* Loads the configuration and prints its warnings. 0 or the error, already printed. */
+static int load_config(const char *path, struct cfg **out_cfg)
+{
+	struct cfg_warnings w = {0};
+	struct err err = {0};
+	int rc = cfg_load(path, out_cfg, &w, &err);
+
+	print_warnings(&w);
+	cfg_warnings_clear(&w);
+	if (rc < 0)
+		fprintf(stderr, "calsync: %s\n", err.msg);
+	return rc;
+}
+
+/* Reads CALSYNC_TEST_CLOCK_FILE, when set: {"offset": seconds} or {"frozen": epoch}. */
+static void apply_test_clock(struct run *r)
+{
+	const char *path = getenv("CALSYNC_TEST_CLOCK_FILE");
+	json_error_t jerr;
+	json_t *j, *v;
+	int64_t offset = 0, frozen = 0;
+	bool is_frozen = false;
+
+	if (path == NULL || path[0] == '\0')
+		return;
+	j = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (j == NULL || !json_is_object(j)) {
+		log_err("test clock %s: line %d: %s", path, jerr.line,
+		        j ? "not an object" : jerr.text);
+		json_decref(j);
+		return;
+	}
+	if ((v = json_object_get(j, "offset")) != NULL && json_is_integer(v))
+		offset = json_integer_value(v);
+	if ((v = json_object_get(j, "frozen")) != NULL && json_is_integer(v)) {
+		frozen = json_integer_value(v);
+		is_frozen = true;
+	}
+	json_decref(j);
+	sync_engine_set_clock(r->engine, offset, is_frozen, frozen);
+	log_info("test clock: offset %lld s%s", (long long)offset, is_frozen ? ", frozen" : "");
+}
+
+static void stopped(void *ctx)
+{
+	struct run *r = ctx;
+
+	uv_stop(&r->loop);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	struct run *r = h->data;
+
+	switch (signum) {
+	case SIGTERM:
+	case SIGINT:
+		if (r->stopping) {
+			log_warn("second %s: exiting without unsubscribing", strsignal(signum));
+			uv_stop(&r->loop);
+			return;
+		}
+		log_info("%s: unsubscribing and exiting", strsignal(signum));
+		r->stopping = true;
+		sync_engine_stop(r->engine, stopped, r);
+		return;
+	case SIGHUP: {
+		struct cfg *cfg = NULL;
+		struct err err = {0};
+
+		log_info("SIGHUP: reloading %s", r->cfg_path);
+		if (load_config(r->cfg_path, &cfg) < 0) {
+			log_err("reload failed; the running configuration stays in force");
+			return;
+		}
+		if (sync_engine_reload(r->engine, cfg, &err) < 0) {
+			log_err("reload failed: %s; the running configuration stays in force",
+			        err.msg);
+			cfg_free(cfg);
+			return;
+		}
+		cfg_free(r->cfg);
+		r->cfg = cfg;
+		if (output_reopen(r->out, &err) < 0)
+			log_err("%s", err.msg);
+		return;
+	}
+	case SIGUSR2:
+		apply_test_clock(r);
+		return;
+	}
+}
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+static int usage(FILE *f, int status)
+{
+	fprintf(f, "Usage: calsync run [-c FILE] [--check-config]\n"
+	           "\n"
+	           "Mirrors the configured mailboxes' calendars and writes presence changes.\n"
+	           "\n"
+	           "  -c, --config FILE  the configuration (default " CFG_DEFAULT_PATH ")\n"
+	           "  --check-config     validate the configuration and exit\n"
+	           "  -h, --help         print this help\n");
+	return status;
+}
+
+static int start_signal(struct run *r, uv_signal_t *h, int signum)
+{
+	int rc = uv_signal_init(&r->loop, h);
+
+	if (rc == 0) {
+		h->data = r;
+		rc = uv_signal_start(h, on_signal, signum);
+	}
+	return rc;
+}
+
+static int run_daemon(struct run *r)
+{
+	struct err err = {0};
+	int rc;
+
+	rc = store_open(r->cfg->store_path, &r->store, &err);
+	if (rc < 0) {
+		fprintf(stderr, "calsync: store %s: %s\n", r->cfg->store_path, err.msg);
+		return EXIT_FAILURE;
+	}
+	rc = output_open(r->cfg->output_path, &r->out, &err);
+	if (rc < 0) {
+		fprintf(stderr, "calsync: %s\n", err.msg);
+		return EXIT_FAILURE;
+	}
+	rc = uv_loop_init(&r->loop);
+	if (rc < 0) {
+		fprintf(stderr, "calsync: libuv: %s\n", uv_strerror(rc));
+		return EXIT_FAILURE;
+	}
+	rc = sync_engine_new(&r->loop, r->cfg, r->store, r->out, &r->engine, &err);
+	if (rc < 0) {
+		fprintf(stderr, "calsync: %s\n", err.msg);
+		r->status = EXIT_FAILURE;
+		goto out;
+	}
+	if (start_signal(r, &r->sig_term, SIGTERM) < 0 ||
+	    start_signal(r, &r->sig_int, SIGINT) < 0 || start_signal(r, &r->sig_hup, SIGHUP) < 0 ||
+	    start_signal(r, &r->sig_usr2, SIGUSR2) < 0) {
+		fprintf(stderr, "calsync: cannot install signal handlers\n");
+		r->status = EXIT_FAILURE;
+		goto out;
+	}
+	apply_test_clock(r);
+	rc = sync_engine_start(r->engine, &err);
+	if (rc < 0) {
+		fprintf(stderr, "calsync: %s\n", err.msg);
+		r->status = EXIT_FAILURE;
+		goto out;
+	}
+	log_info("calsync running: %zu mailboxes, %s, store %s", r->cfg->n_mailboxes,
+	         cfg_notify_name(r->cfg->notify), r->cfg->store_path);
+	uv_run(&r->loop, UV_RUN_DEFAULT);
+	r->status = 0;
+out:
+	sync_engine_free(r->engine);
+	r->engine = NULL;
+	uv_walk(&r->loop, close_walk, NULL);
+	uv_run(&r->loop, UV_RUN_DEFAULT);
+	if (uv_loop_close(&r->loop) != 0)
+		log_warn("libuv loop still had handles at exit");
+	return r->status;
+}
+
+int run_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"check-config", no_argument, NULL, 'C'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct run r = {.cfg_path = CFG_DEFAULT_PATH};
+	struct err err = {0};
+	bool check_only = false;
+	int c, status;
+
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			r.cfg_path = optarg;
+			break;
+		case 'C':
+			check_only = true;
+			break;
+		case 'h':
+			return usage(stdout, 0);
+		default:
+			if (optopt == 'c')
+				fprintf(stderr, "calsync run: option '-c' needs a file\n");
+			else
+				fprintf(stderr, "calsync run: unknown option '%s'\n",
+				        argv[optind - 1]);
+			return usage(stderr, EXIT_CONFIG);
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "calsync run: unexpected argument '%s'\n", argv[optind]);
+		return usage(stderr, EXIT_CONFIG);
+	}
+	if (log_init_from_env(&err) < 0) {
+		fprintf(stderr, "calsync: %s\n", err.msg);
+		return EXIT_CONFIG;
+	}
+	if (load_config(r.cfg_path, &r.cfg) < 0)
+		return EXIT_CONFIG;
+	if (check_only) {
+		printf("%s: valid: %s, %zu mailboxes, %s %s, store %s\n", r.cfg_path,
+		       cfg_notify_name(r.cfg->notify), r.cfg->n_mailboxes,
+		       r.cfg->ews_url ? "server" : "autodiscover",
+		       r.cfg->ews_url            ? r.cfg->ews_url
+		       : r.cfg->autodiscover_url ? r.cfg->autodiscover_url
+		                                 : "(from the domain)",
+		       r.cfg->store_path);
+		cfg_free(r.cfg);
+		return 0;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	status = run_daemon(&r);
+	output_close(r.out);
+	store_close(r.store);
+	cfg_free(r.cfg);
+	return status;
+}
