@@ -800,6 +800,7 @@ async def get_events(ctx, op):
     if sub.pending_code == "ErrorMissedNotificationEvents":
         sub.pending_code = None
         sub.reported = max(sub.reported, sub.lost_upto)
+        sim.counters.inc("events", "missed_reported")
         soap.error_message(msgs, tag, "ErrorMissedNotificationEvents", TXT_MISSED)
         return root
     floor = max(j.floor, sub.lost_upto)

@@ -284,8 +284,10 @@ def test_missed_events_pull(fast):
     _, sid, wm = es.subscribe(fast, A, kind="pull")
     es.emit(fast, A, "CreatedEvent")
     fast.control("POST", "/faults/missed-events", {"subscription": sid}, expect=200)
+    before = fast.counters()["events"].get("missed_reported", 0)
     r = ews.call(fast, es.getevents_body(sid, wm), impersonate=A)
     assert r.codes() == ["ErrorMissedNotificationEvents"]
+    assert fast.counters()["events"].get("missed_reported", 0) == before + 1
     es.emit(fast, A, "ModifiedEvent")
     r = ews.call(fast, es.getevents_body(sid, wm), impersonate=A)
     n = r.xpath("//m:Notification")[0]
