@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from simharness import Sim
+from simharness import sim_pool
 
 
 def _enable_md4():
@@ -38,16 +38,7 @@ _enable_md4()
 
 @pytest.fixture
 def sim_factory():
-    sims = []
-
-    def make(*args, env=None):
-        s = Sim(args, env)
-        sims.append(s)
-        return s
-
-    yield make
-    for s in sims:
-        s.stop()
+    yield from sim_pool()
 
 
 @pytest.fixture

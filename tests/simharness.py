@@ -96,6 +96,21 @@ class Sim:
 
 
 
+def sim_pool():
+    """The body of a sim_factory fixture: yields make(*args, env=None) -> Sim and stops every
+    ews-sim it made afterwards. Use as `yield from sim_pool()` in a fixture of any scope."""
+    sims = []
+
+    def make(*args, env=None):
+        s = Sim(args, env)
+        sims.append(s)
+        return s
+
+    yield make
+    for s in sims:
+        s.stop()
+
+
 def wait_for(cond, timeout=20.0, interval=0.02, what="condition"):
     """Poll cond() until it returns a truthy value or the deadline passes."""
     deadline = time.monotonic() + timeout

@@ -61,12 +61,28 @@ static int load_config(const char *path, struct cfg **out_cfg)
 	return rc;
 }
 
+/* A JSON number of seconds into *out; absent leaves it. false for anything else. */
+static bool clock_seconds(const json_t *v, int64_t *out)
+{
+	double d;
+
+	if (v == NULL)
+		return true;
+	if (!json_is_number(v))
+		return false;
+	d = json_number_value(v);
+	if (!(d > -1e12 && d < 1e12))
+		return false;
+	*out = (int64_t)d;
+	return true;
+}
+
 /* Reads CALSYNC_TEST_CLOCK_FILE, when set: {"offset": seconds} or {"frozen": epoch}. */
 static void apply_test_clock(struct run *r)
 {
 	const char *path = getenv("CALSYNC_TEST_CLOCK_FILE");
 	json_error_t jerr;
-	json_t *j, *v;
+	json_t *j;
 	int64_t offset = 0, frozen = 0;
 	bool is_frozen = false;
 
@@ -79,12 +95,15 @@ static void apply_test_clock(struct run *r)
 		json_decref(j);
 		return;
 	}
-	if ((v = json_object_get(j, "offset")) != NULL && json_is_integer(v))
-		offset = json_integer_value(v);
-	if ((v = json_object_get(j, "frozen")) != NULL && json_is_integer(v)) {
-		frozen = json_integer_value(v);
-		is_frozen = true;
+	/* Seconds, whole or not; fractions are dropped. */
+	if (!clock_seconds(json_object_get(j, "offset"), &offset) ||
+	    !clock_seconds(json_object_get(j, "frozen"), &frozen)) {
+		log_err("test clock %s: offset and frozen must be numbers of seconds below 1e12",
+		        path);
+		json_decref(j);
+		return;
 	}
+	is_frozen = json_object_get(j, "frozen") != NULL;
 	json_decref(j);
 	sync_engine_set_clock(r->engine, offset, is_frozen, frozen);
 	log_info("test clock: offset %lld s%s", (long long)offset, is_frozen ? ", frozen" : "");

@@ -1694,7 +1694,13 @@ static void mb_update_presence(struct mb *mb, const struct cal_occurrence *occ, 
 	if (!mb->has_presence)
 		reason = "initial";
 	else if (strcmp(why, "timer") == 0)
-		reason = p.state == PRESENCE_FREE ? "appointment-end" : "appointment-start";
+		/* A start when the winning appointment began at the boundary the timer waited
+		 * for; an end otherwise (also when a shorter appointment inside a longer one
+		 * ends and the longer one is in force again). */
+		reason = p.winner >= 0 && mb->presence.next_change_utc > 0 &&
+		                         occ[p.winner].start_utc >= mb->presence.next_change_utc
+		                 ? "appointment-start"
+		                 : "appointment-end";
 	if (store_presence_record(e->store, mb->smtp, &sp, reason, &id, &err) < 0) {
 		log_err("store: %s: presence not recorded: %s", mb->smtp, err.msg);
 		store_presence_clear(&sp);
