@@ -7,6 +7,7 @@
  */
 #include "config/config.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
@@ -69,6 +70,7 @@ static const struct num_setting num_settings[] = {
          offsetof(struct cfg, stream_watchdog_usec)},
 	/* EWSMaxConcurrency is 27 by default; 8 leaves room for other clients of the account. */
 	{"sync", "concurrency", NUM_COUNT, 8, 1, 27, offsetof(struct cfg, concurrency)},
+	{"api", "ready_live", NUM_COUNT, 90, 0, 100, offsetof(struct cfg, api_ready_live)},
 };
 
 #define N_NUM_SETTINGS (sizeof(num_settings) / sizeof(num_settings[0]))
@@ -92,6 +94,9 @@ static void set_defaults(struct cfg *cfg)
 	cfg->id_type = EWS_ID_SMTP;
 	cfg->auth = EWS_AUTH_NONE;
 	cfg->store_path = xstrdup(DEFAULT_STORE_PATH);
+	cfg->api_enabled = true;
+	cfg->api_host = xstrdup(CFG_DEFAULT_API_HOST);
+	cfg->api_port = CFG_DEFAULT_API_PORT;
 	cfg->presence.count = DEFAULT_COUNT;
 	cfg->presence.all_day = CFG_ALL_DAY_COUNT;
 	for (size_t v = 0; v <= CAL_FB_NO_DATA; v++) {
@@ -135,6 +140,8 @@ struct parser {
 	xmlNode *account; /* NULL: no <account> */
 	struct secret_src password_src;
 	struct secret_src token_src;
+	xmlNode *api; /* NULL: no <api> */
+	struct secret_src api_token_src;
 	long autodiscover_line;
 	bool ews_url_set;
 };
@@ -1075,6 +1082,76 @@ static int el_output(struct parser *p, xmlNode *n)
 	return get_path(p, n, "path", &p->cfg->output_path);
 }
 
+/* -- api ----------------------------------------------------------------------------------- */
+
+/* listen="HOST:PORT": a numeric IPv4 address or a bracketed IPv6 one, and a port 0..65535. */
+static int get_listen(struct parser *p, xmlNode *n)
+{
+	static const char accepted[] =
+		"HOST:PORT with a numeric address, e.g. 127.0.0.1:8745 or [::1]:8745 (port 0: any "
+		"free port)";
+	const char *v = attr(p, n, "listen");
+	const char *colon, *host;
+	size_t host_len;
+	char *end;
+	unsigned long port;
+	unsigned char addr[16];
+	char buf[64];
+
+	if (v == NULL)
+		return 0;
+	colon = strrchr(v, ':');
+	if (colon == NULL || colon == v || colon[1] == '\0')
+		return fail_attr(p, n, "listen", v, "not accepted; accepted: %s", accepted);
+	host = v;
+	host_len = (size_t)(colon - v);
+	if (host[0] == '[') {
+		if (host_len < 3 || host[host_len - 1] != ']')
+			return fail_attr(p, n, "listen", v, "not accepted; accepted: %s", accepted);
+		host++;
+		host_len -= 2;
+	}
+	if (host_len >= sizeof(buf))
+		return fail_attr(p, n, "listen", v, "not accepted; accepted: %s", accepted);
+	memcpy(buf, host, host_len);
+	buf[host_len] = '\0';
+	if (inet_pton(AF_INET, buf, addr) != 1 && inet_pton(AF_INET6, buf, addr) != 1)
+		return fail_attr(p, n, "listen", v, "not accepted; accepted: %s", accepted);
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (*end != '\0' || errno != 0 || port > 65535 || !isdigit((unsigned char)colon[1]))
+		return fail_attr(p, n, "listen", v, "not accepted; accepted: %s", accepted);
+	free(p->cfg->api_host);
+	p->cfg->api_host = xstrdup(buf);
+	p->cfg->api_port = (unsigned)port;
+	return 0;
+}
+
+static int el_api(struct parser *p, xmlNode *n)
+{
+	static const char *const known[] = {"enabled",   "listen",     "token_file",
+	                                    "token_env", "token",      "tls_cert",
+	                                    "tls_key",   "ready_live", NULL};
+	int rc;
+
+	check_attrs(p, n, known);
+	p->api = n;
+	rc = get_bool(p, n, "enabled", &p->cfg->api_enabled);
+	if (rc == 0)
+		rc = get_listen(p, n);
+	if (rc == 0)
+		rc = get_secret(p, n, "token", "token_file", "token_env", &p->api_token_src);
+	if (rc == 0)
+		rc = get_path(p, n, "tls_cert", &p->cfg->api_tls_cert);
+	if (rc == 0)
+		rc = get_path(p, n, "tls_key", &p->cfg->api_tls_key);
+	if (rc == 0 && (p->cfg->api_tls_cert == NULL) != (p->cfg->api_tls_key == NULL))
+		rc = fail(p, n, "give both tls_cert and tls_key, or neither");
+	if (rc == 0)
+		rc = get_nums(p, n);
+	return rc;
+}
+
 /* -- presence ------------------------------------------------------------------------------ */
 
 /* <tentative>, <busy>, <oof>, <working_elsewhere>: count, profile, forward. */
@@ -1183,9 +1260,10 @@ static int el_presence(struct parser *p, xmlNode *n)
 
 static int el_calsync(struct parser *p, xmlNode *n)
 {
-	/* Issue 5 will add <api> and <webhooks> here. */
+	/* Issue 5 will add <webhooks> here. */
 	static const char *const known[] = {NULL};
 	static const struct child kids[] = {
+		{"api", el_api, false},
 		{"ews", el_ews, false},
 		{"autodiscover", el_autodiscover, false},
 		{"account", el_account, false},
@@ -1224,6 +1302,15 @@ static int validate(struct parser *p)
 		               "%s:%ld: <autodiscover>: give either <ews url> or <autodiscover>, "
 		               "not both",
 		               p->name, p->autodiscover_line);
+	if (p->api != NULL && p->api_token_src.attr != NULL && !p->offline) {
+		rc = p->api_token_src.is_file
+		             ? read_secret_file(p, p->api, p->api_token_src.attr,
+		                                p->api_token_src.value, &c->api_token)
+		             : read_secret_env(p, p->api, p->api_token_src.attr,
+		                               p->api_token_src.value, &c->api_token);
+		if (rc != 0)
+			return rc;
+	}
 	if (p->account == NULL)
 		return 0;
 	if ((c->auth == EWS_AUTH_BASIC || c->auth == EWS_AUTH_NTLM) &&
@@ -1408,6 +1495,10 @@ void cfg_free(struct cfg *cfg)
 	free(cfg->mailboxes);
 	free(cfg->store_path);
 	free(cfg->output_path);
+	free(cfg->api_host);
+	wipe_free(cfg->api_token);
+	free(cfg->api_tls_cert);
+	free(cfg->api_tls_key);
 	for (size_t v = 0; v <= CAL_FB_NO_DATA; v++) {
 		free(cfg->presence.state[v].name);
 		free(cfg->presence.state[v].forward);

@@ -41,6 +41,10 @@ struct err;
 /* Most category profiles. */
 #define CFG_MAX_CATEGORIES 256u
 
+/* The HTTP API's default address: loopback only. */
+#define CFG_DEFAULT_API_HOST "127.0.0.1"
+#define CFG_DEFAULT_API_PORT 8745u
+
 /* Where the daemon looks without -c. */
 #define CFG_DEFAULT_PATH "/etc/calsync/CalendarSyncExchange.config.xml"
 
@@ -110,6 +114,15 @@ struct cfg {
 
 	char *store_path;
 	char *output_path; /* JSON lines of presence changes; NULL: stdout */
+
+	/* <api>: the HTTP API (docs/api.md). */
+	bool api_enabled;   /* default true */
+	char *api_host;     /* numeric address to bind, default CFG_DEFAULT_API_HOST */
+	unsigned api_port;  /* default CFG_DEFAULT_API_PORT; 0 = any free port (logged) */
+	char *api_token;    /* bearer token; NULL: reads open, changes refused */
+	char *api_tls_cert; /* PEM files; both or neither */
+	char *api_tls_key;
+	int64_t api_ready_live; /* /readyz wants at least this percentage of mailboxes live */
 	struct cfg_presence presence;
 };
 

@@ -183,6 +183,7 @@ TEST(full_example)
 	const struct cfg_presence *pr;
 
 	CHECK_EQ(setenv("CALSYNC_TEST_PASSWORD", "s3cret", 1), 0);
+	CHECK_EQ(setenv("CALSYNC_TEST_API_TOKEN", "t0ken", 1), 0);
 	CHECK_EQ(cfg_load(path, &cfg, &w, &err), 0);
 	if (cfg == NULL) {
 		fprintf(stderr, "%s\n", err.msg);
@@ -214,6 +215,12 @@ TEST(full_example)
 	CHECK_EQ(cfg->concurrency, 12);
 	CHECK_STREQ(cfg->store_path, "/var/lib/calsync/contoso.db");
 	CHECK_STREQ(cfg->output_path, "/var/log/calsync/presence.jsonl");
+	CHECK(cfg->api_enabled);
+	CHECK_STREQ(cfg->api_host, "::1");
+	CHECK_EQ(cfg->api_port, 9745);
+	CHECK_STREQ(cfg->api_token, "t0ken");
+	CHECK_EQ(cfg->api_ready_live, 80);
+	CHECK(cfg->api_tls_cert == NULL && cfg->api_tls_key == NULL);
 	pr = &cfg->presence;
 	CHECK_EQ(pr->count, (1u << CAL_FB_TENTATIVE) | (1u << CAL_FB_BUSY) | (1u << CAL_FB_OOF) |
 	                            (1u << CAL_FB_WORKING_ELSEWHERE));
@@ -338,7 +345,7 @@ TEST(unknown_elements_and_attributes_warn)
 		"  <calendar_sync>\n"
 		"    <exchange><events><advise Object=\"EwsPull\" Interval=\"5\"/></events>\n"
 		"    <server/></exchange>\n"
-		"    <calsync><window ahead=\"7d\" behind=\"1d\"/><api port=\"1\"/></calsync>\n"
+		"    <calsync><window ahead=\"7d\" behind=\"1d\"/><webhooks/></calsync>\n"
 		"  </calendar_sync>\n"
 		"</configuration>\n";
 	struct cfg_warnings w = {0};
@@ -358,7 +365,7 @@ TEST(unknown_elements_and_attributes_warn)
 		CHECK_STREQ(w.lines[3],
 		            "calsync.xml:6: unknown attribute behind of <window>, ignored");
 		CHECK_STREQ(w.lines[4],
-		            "calsync.xml:6: unknown element <api> in <calsync>, ignored");
+		            "calsync.xml:6: unknown element <webhooks> in <calsync>, ignored");
 	}
 	cfg_free(cfg);
 	cfg_warnings_clear(&w);
@@ -751,6 +758,22 @@ static const struct bad bad_cases[] = {
          "calsync.xml:2: <category>: missing attribute name", NULL},
 	{"category_twice", OWN("<presence><category name='A'/>\n<category name='A'/></presence>"),
          "calsync.xml:3: <category name=\"A\">: category given twice", NULL},
+	{"api_listen_no_port", OWN("<api listen='127.0.0.1'/>"),
+         "calsync.xml:2: <api listen=\"127.0.0.1\">: not accepted; accepted: HOST:PORT", NULL},
+	{"api_listen_name", OWN("<api listen='localhost:8745'/>"),
+         "calsync.xml:2: <api listen=\"localhost:8745\">: not accepted; accepted: HOST:PORT with a "
+         "numeric address",
+         NULL},
+	{"api_listen_port_too_big", OWN("<api listen='127.0.0.1:65536'/>"),
+         "calsync.xml:2: <api listen=\"127.0.0.1:65536\">: not accepted", NULL},
+	{"api_listen_bad_v6", OWN("<api listen='[::1:80'/>"),
+         "calsync.xml:2: <api listen=\"[::1:80\">: not accepted", NULL},
+	{"api_inline_token", OWN("<api token='hunter2'/>"),
+         "calsync.xml:2: <api>: an inline token is refused", NULL},
+	{"api_cert_without_key", OWN("<api tls_cert='c.pem'/>"),
+         "calsync.xml:2: <api>: give both tls_cert and tls_key, or neither", NULL},
+	{"api_ready_live_too_high", OWN("<api ready_live='101'/>"),
+         "calsync.xml:2: <api ready_live=\"101\">: out of range; accepted: 0 to 100", NULL},
 	{"store_empty_path", OWN("<store path=''/>"),
          "calsync.xml:2: <store path=\"\">: must not be empty", NULL},
 };
