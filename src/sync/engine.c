@@ -1484,7 +1484,10 @@ static void on_discover_done(void *ctx, struct ews_call *call, const struct ews_
 		mb->action = ACT_NONE;
 		mb->call = NULL;
 		if (mb->removed || e->stopping) {
-			if (mb->removed && !(mb->needs & NEED_UNSUBSCRIBE))
+			/* Removed or stopping while Autodiscover ran: only an unsubscribe is left. */
+			if (mb->needs & NEED_UNSUBSCRIBE)
+				mb_kick(mb);
+			else if (mb->removed)
 				mb_destroy(mb);
 			continue;
 		}
