@@ -23,7 +23,7 @@
 /*
  * The migrations: migrations[i] takes the schema from version i to i + 1 and ends by setting
  * user_version to i + 1 (checked after it ran). Append new ones; never edit a released one.
- * Later: the SSE retention and the webhook outbox (issue 5) are new tables in a migration 2.
+ * Later: the SSE retention and the webhook outbox (issue 5) are new tables in a migration 3.
  */
 static const char *const migrations[] = {
 	/* 1: the initial schema. */
@@ -90,6 +90,11 @@ static const char *const migrations[] = {
 	"CREATE INDEX presence_events_by_mailbox ON presence_events (mailbox_id, id);"
 	"PRAGMA application_id = 1129535822;"
 	"PRAGMA user_version = 1;",
+	/* 2: mailboxes added through the HTTP API, kept when the configuration does not list
+	 * them. */
+	"ALTER TABLE mailboxes ADD COLUMN by_api INTEGER NOT NULL DEFAULT 0"
+	" CHECK (by_api IN (0, 1));"
+	"PRAGMA user_version = 2;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
@@ -98,7 +103,7 @@ _Static_assert(STORE_APPLICATION_ID == 1129535822, "the migration writes this ap
 
 #define MB_COLS                                                                               \
 	"smtp, state, parked_reason, ews_url, grouping, last_refresh_utc, window_start_utc, " \
-	"window_end_utc, enabled"
+	"window_end_utc, enabled, by_api"
 #define OCC_COLS                                                                          \
 	"item_id, change_key, uid, subject, location, organizer, categories, start_utc, " \
 	"end_utc, all_day, is_cancelled, is_private, free_busy, item_type"
@@ -123,6 +128,7 @@ enum q {
 	Q_MB_SET_STATE,
 	Q_MB_SET_ENDPOINT,
 	Q_MB_SET_REFRESHED,
+	Q_MB_SET_BY_API,
 	Q_MB_SET_WINDOW,
 	Q_SUB_PUT,
 	Q_SUB_GET,
@@ -159,6 +165,7 @@ static const char *const sql[Q_COUNT_] = {
 	[Q_MB_SET_STATE] = "UPDATE mailboxes SET state = ?2, parked_reason = ?3 WHERE smtp = ?1",
 	[Q_MB_SET_ENDPOINT] = "UPDATE mailboxes SET ews_url = ?2, grouping = ?3 WHERE smtp = ?1",
 	[Q_MB_SET_REFRESHED] = "UPDATE mailboxes SET last_refresh_utc = ?2 WHERE smtp = ?1",
+	[Q_MB_SET_BY_API] = "UPDATE mailboxes SET by_api = ?2 WHERE smtp = ?1",
 	[Q_MB_SET_WINDOW] = "UPDATE mailboxes SET window_start_utc = ?2, window_end_utc = ?3"
 			    " WHERE id = ?1",
 	[Q_SUB_PUT] = "INSERT INTO subscriptions"
@@ -677,6 +684,7 @@ static int row_to_mailbox(sqlite3_stmt *st, struct store_mailbox *mb, struct err
 		.window_start_utc = sqlite3_column_int64(st, 6),
 		.window_end_utc = sqlite3_column_int64(st, 7),
 		.enabled = sqlite3_column_int(st, 8) != 0,
+		.by_api = sqlite3_column_int(st, 9) != 0,
 	};
 	return 0;
 }
@@ -864,6 +872,22 @@ int store_mailbox_set_refreshed(struct store *s, const char *smtp, int64_t refre
 	bind_text(&brc, st, 1, smtp);
 	bind_time(&brc, st, 2, refresh_utc);
 	return update_one(s, st, brc, smtp, "set mailbox refreshed", err);
+}
+
+int store_mailbox_set_by_api(struct store *s, const char *smtp, bool by_api, struct err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int brc = SQLITE_OK;
+	int rc = check_smtp(smtp, err);
+
+	if (rc == 0)
+		rc = stmt(s, Q_MB_SET_BY_API, &st, err);
+	if (rc < 0)
+		return rc;
+	bind_text(&brc, st, 1, smtp);
+	if (brc == SQLITE_OK)
+		bind_i64(&brc, st, 2, by_api ? 1 : 0);
+	return update_one(s, st, brc, smtp, "set mailbox by_api", err);
 }
 
 /* ---- subscriptions ---- */

@@ -28,7 +28,7 @@ struct cal_occurrence;
 struct store;
 
 /* The schema version this code writes and understands (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 /* An SMTP address: RFC 5321 allows a 64-byte local part, '@' and a 255-byte domain. */
 #define STORE_MAX_SMTP 320u
@@ -95,6 +95,7 @@ struct store_mailbox {
 	int64_t window_start_utc; /* the window of the stored occurrences */
 	int64_t window_end_utc;
 	bool enabled;
+	bool by_api; /* added through the HTTP API: kept although the configuration omits it */
 };
 
 void store_mailbox_clear(struct store_mailbox *mb); /* frees the strings; leaves mb zeroed */
@@ -137,6 +138,11 @@ ATTR_NODISCARD int store_mailbox_set_state(struct store *s, const char *smtp,
 ATTR_NODISCARD int store_mailbox_set_endpoint(struct store *s, const char *smtp,
                                               const char *ews_url, const char *grouping,
                                               struct err *err);
+
+/* Marks a mailbox as added (true) or no longer added (false) through the HTTP API.
+ * 0, or -ENOENT. */
+ATTR_NODISCARD int store_mailbox_set_by_api(struct store *s, const char *smtp, bool by_api,
+                                            struct err *err);
 
 /* Records the instant of the last successful window refresh. 0, or -ENOENT. */
 ATTR_NODISCARD int store_mailbox_set_refreshed(struct store *s, const char *smtp,

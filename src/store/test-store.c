@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sqlite3.h>
 #include <stdint.h>
 #include <time.h>
 #include <unistd.h>
@@ -174,6 +175,47 @@ TEST(open_creates_migrates_and_reopens)
 	store_mailbox_clear(&mb);
 	store_close(s);
 	store_close(NULL);
+	tmp_remove(&t);
+}
+
+/* A version 1 database (before by_api) is migrated on open and keeps its rows. */
+TEST(version_1_database_is_migrated)
+{
+	struct tmp t;
+	struct store *s = NULL;
+	struct store_mailbox mb = {0};
+	struct err e = {0};
+	sqlite3 *db = NULL;
+
+	tmp_make(&t);
+	s = open_ok(t.path);
+	CHECK_EQ(store_mailbox_add(s, "old@example.com", NULL, NULL, &e), 0);
+	store_close(s);
+	/* Turn it back into what version 1 wrote. */
+	CHECK_EQ(sqlite3_open(t.path, &db), SQLITE_OK);
+	CHECK_EQ(sqlite3_exec(db,
+	                      "ALTER TABLE mailboxes DROP COLUMN by_api; PRAGMA user_version = 1;",
+	                      NULL, NULL, NULL),
+	         SQLITE_OK);
+	sqlite3_close(db);
+	CHECK_EQ(peek_header(t.path, 60), 1);
+
+	s = open_ok(t.path);
+	CHECK_EQ(store_schema_version(s), STORE_SCHEMA_VERSION);
+	CHECK_EQ(store_mailbox_get(s, "old@example.com", &mb, &e), 0);
+	CHECK(mb.enabled && !mb.by_api);
+	store_mailbox_clear(&mb);
+	CHECK_EQ(store_mailbox_set_by_api(s, "OLD@example.com", true, &e), 0);
+	CHECK_EQ(store_mailbox_get(s, "old@example.com", &mb, &e), 0);
+	CHECK(mb.by_api);
+	store_mailbox_clear(&mb);
+	CHECK_EQ(store_mailbox_set_by_api(s, "old@example.com", false, &e), 0);
+	CHECK_EQ(store_mailbox_get(s, "old@example.com", &mb, &e), 0);
+	CHECK(!mb.by_api);
+	store_mailbox_clear(&mb);
+	CHECK_EQ(store_mailbox_set_by_api(s, "nobody@example.com", true, &e), -ENOENT);
+	store_close(s);
+	CHECK_EQ(peek_header(t.path, 60), STORE_SCHEMA_VERSION);
 	tmp_remove(&t);
 }
 
@@ -879,6 +921,7 @@ TEST(performance_sanity)
 int main(void)
 {
 	RUN(open_creates_migrates_and_reopens);
+	RUN(version_1_database_is_migrated);
 	RUN(newer_or_foreign_database_is_refused);
 	RUN(mailboxes);
 	RUN(subscriptions_and_byte_exact_watermarks);
