@@ -1477,6 +1477,11 @@ int cfg_load(const char *path, struct cfg **out_cfg, struct cfg_warnings *warnin
 	return rc;
 }
 
+const char *cfg_address_problem(const char *smtp)
+{
+	return address_problem(smtp, strlen(smtp));
+}
+
 void cfg_free(struct cfg *cfg)
 {
 	if (cfg == NULL)

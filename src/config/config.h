@@ -156,6 +156,10 @@ ATTR_NODISCARD int cfg_load(const char *path, struct cfg **out_cfg, struct cfg_w
 ATTR_NODISCARD int cfg_parse(const char *xml, size_t len, const struct cfg_parse_opts *opts,
                              struct cfg **out_cfg, struct cfg_warnings *warnings, struct err *err);
 
+/* NULL when smtp is a mailbox address the configuration accepts, else what is wrong with it
+ * ("no '@'", "not a valid domain", ...): for addresses that arrive at run time (the HTTP API). */
+const char *cfg_address_problem(const char *smtp);
+
 /* NULL-safe; wipes the secrets. */
 void cfg_free(struct cfg *cfg);
 

@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,6 +212,28 @@ struct sync_engine {
 	struct buf req;
 	struct sync_stats stats;
 	uint64_t rng;
+
+	/* For other threads: commands in, stats out (sync_engine_command, _stats_snapshot). */
+	pthread_mutex_t lock;
+	pthread_cond_t cmd_done;
+	struct command *commands; /* queued, oldest first */
+	uv_async_t cmd_async;
+	uv_timer_t stats_timer;
+	struct sync_stats snapshot;
+	bool shut; /* commands refused */
+	void (*change_hook)(void *ctx, int64_t id);
+	void *change_ctx;
+};
+
+/* A command from another thread; freed by whichever side lets go last. */
+struct command {
+	enum sync_cmd cmd;
+	char *smtp;
+	int rc;
+	struct err err;
+	bool done;
+	int refs;
+	struct command *next;
 };
 
 static void mb_kick(struct mb *mb);
@@ -222,6 +245,38 @@ static void mb_update_presence(struct mb *mb, const struct cal_occurrence *occ, 
                                const char *why);
 
 /* ---- small helpers --------------------------------------------------------------------- */
+
+const double sync_latency_bounds[SYNC_LATENCY_BUCKETS] = {0.01, 0.025, 0.05, 0.1, 0.25,
+                                                          0.5,  1,     2.5,  5,   10};
+
+const char *sync_op_name(enum sync_op op)
+{
+	static const char *const names[SYNC_OP_COUNT] = {
+		"GetUserSettings", "Subscribe",   "FindItem",
+		"GetEvents",       "Unsubscribe", "GetStreamingEvents",
+	};
+
+	return (unsigned)op < SYNC_OP_COUNT ? names[op] : "unknown";
+}
+
+/* Counts one finished request of op: its result and, for buffered calls, its latency. */
+static void count_op(struct sync_engine *e, enum sync_op op, bool ok, int64_t elapsed_usec)
+{
+	struct sync_op_stats *o = &e->stats.ops[op];
+	double sec = (double)elapsed_usec / 1e6;
+
+	if (ok)
+		o->ok++;
+	else
+		o->error++;
+	if (op == SYNC_OP_GET_STREAMING_EVENTS)
+		return; /* a stream's life is not a latency */
+	for (size_t i = 0; i < SYNC_LATENCY_BUCKETS; i++)
+		if (sec <= sync_latency_bounds[i])
+			o->latency_le[i]++;
+	o->latency_count++;
+	o->latency_sum += sec;
+}
 
 static uint64_t rng_next(struct sync_engine *e)
 {
@@ -782,6 +837,8 @@ static void on_stream_done(void *ctx, struct ews_call *call, const struct ews_re
 	e->stats.streams_open--;
 	if (r->rc == 0 && r->http_status == 200 && ews_stream_finish(c->framer, &err) < 0)
 		closed = false;
+	count_op(e, SYNC_OP_GET_STREAMING_EVENTS, r->rc == 0 && r->http_status == 200 && closed,
+	         r->elapsed_usec);
 	conn_free(c);
 	if (e->stopping || retiring)
 		return;
@@ -1378,6 +1435,18 @@ static void on_call_done(void *ctx, struct ews_call *call, const struct ews_resu
 	mb->action = ACT_NONE;
 	e->in_flight--;
 	classify(r, &resp, &v);
+	{
+		static const enum sync_op ops[] = {
+			[ACT_NONE] = SYNC_OP_FIND_ITEM,
+			[ACT_DISCOVER] = SYNC_OP_GET_USER_SETTINGS,
+			[ACT_SUBSCRIBE] = SYNC_OP_SUBSCRIBE,
+			[ACT_READ] = SYNC_OP_FIND_ITEM,
+			[ACT_POLL] = SYNC_OP_GET_EVENTS,
+			[ACT_UNSUBSCRIBE] = SYNC_OP_UNSUBSCRIBE,
+		};
+
+		count_op(e, ops[act], v.cls == EWS_ERR_NONE, r->elapsed_usec);
+	}
 	if (act == ACT_UNSUBSCRIBE) {
 		finish_unsubscribe(mb, &v);
 	} else if (e->stopping) {
@@ -1472,6 +1541,7 @@ static void on_discover_done(void *ctx, struct ews_call *call, const struct ews_
 	e->account_in_flight--;
 	discover_unlink(d);
 	classify(r, &resp, &v);
+	count_op(e, SYNC_OP_GET_USER_SETTINGS, v.cls == EWS_ERR_NONE, r->elapsed_usec);
 	if (v.cls == EWS_ERR_NONE && resp.autodiscover_error &&
 	    strcmp(resp.autodiscover_error, "NoError") != 0) {
 		v.cls = EWS_ERR_TRANSIENT;
@@ -1710,6 +1780,8 @@ static void mb_update_presence(struct mb *mb, const struct cal_occurrence *occ, 
 		return;
 	}
 	e->stats.presence_changes++;
+	if (e->change_hook)
+		e->change_hook(e->change_ctx, id);
 	store_presence_clear(&mb->presence);
 	mb->presence = sp; /* the strings move */
 	mb->has_presence = true;
@@ -1974,7 +2046,7 @@ static int sync_mailboxes(struct sync_engine *e, const struct cfg *cfg, struct e
 
 		HASH_FIND_STR(names, key, nm);
 		free(key);
-		if (nm == NULL) {
+		if (nm == NULL && !rows[i].by_api) {
 			if (mb)
 				mb_remove(mb);
 			else if (store_mailbox_remove(e->store, rows[i].smtp, err) < 0)
@@ -1995,6 +2067,190 @@ static int sync_mailboxes(struct sync_engine *e, const struct cfg *cfg, struct e
 	}
 	store_mailboxes_free(rows, n_rows);
 	return rc;
+}
+
+/* ---- other threads: commands and stats ---------------------------------------------- */
+
+static void publish_stats(struct sync_engine *e)
+{
+	struct sync_stats st = e->stats;
+	int64_t now = clock_now_usec();
+
+	st.in_flight = e->in_flight;
+	for (size_t i = 0; i < e->n_mbs; i++) {
+		st.queued += e->mbs[i]->queued;
+		st.backing_off += e->mbs[i]->not_before_usec > now;
+	}
+	for (struct group *g = e->groups; g; g = g->next)
+		st.streams_backing_off += g->failures > 0 && g->cur == NULL;
+	pthread_mutex_lock(&e->lock);
+	e->snapshot = st;
+	pthread_mutex_unlock(&e->lock);
+}
+
+static void on_stats_timer(uv_timer_t *t)
+{
+	publish_stats(t->data);
+}
+
+/* Drops one reference; the caller holds e->lock. */
+static void command_release(struct command *c)
+{
+	if (--c->refs > 0)
+		return;
+	free(c->smtp);
+	free(c);
+}
+
+static int command_add(struct sync_engine *e, struct command *c)
+{
+	struct store_mailbox row = {0};
+	const char *why = cfg_address_problem(c->smtp);
+	struct mb *mb;
+	int rc;
+
+	if (why != NULL)
+		return err_set(&c->err, -EINVAL, "'%.100s' is not a mailbox address: %s", c->smtp,
+		               why);
+	if (mb_find(e, c->smtp) != NULL)
+		return err_set(&c->err, -EEXIST, "%s is already synced", c->smtp);
+	rc = store_mailbox_add(e->store, c->smtp, NULL, NULL, &c->err);
+	if (rc == 0)
+		rc = store_mailbox_set_by_api(e->store, c->smtp, true, &c->err);
+	if (rc == 0)
+		rc = store_mailbox_get(e->store, c->smtp, &row, &c->err);
+	if (rc < 0)
+		return rc;
+	mb = mb_new(e, &row);
+	store_mailbox_clear(&row);
+	log_info("%s: added through the API", mb->smtp);
+	mb_kick(mb);
+	return 0;
+}
+
+static int run_command(struct sync_engine *e, struct command *c)
+{
+	struct mb *mb;
+	int rc;
+
+	if (c->cmd == SYNC_CMD_ADD)
+		return command_add(e, c);
+	mb = mb_find(e, c->smtp);
+	if (mb == NULL)
+		return err_set(&c->err, -ENOENT, "%.100s is not synced", c->smtp);
+	if (c->cmd == SYNC_CMD_RESYNC) {
+		log_info("%s: re-read asked for through the API", mb->smtp);
+		mb_schedule_read(mb, 0, true);
+		return 0;
+	}
+	rc = store_mailbox_set_by_api(e->store, mb->smtp, false, &c->err);
+	if (rc < 0)
+		return rc;
+	mb_remove(mb);
+	return 0;
+}
+
+static void on_command(uv_async_t *h)
+{
+	struct sync_engine *e = h->data;
+
+	for (;;) {
+		struct command *c;
+
+		pthread_mutex_lock(&e->lock);
+		c = e->commands;
+		if (c)
+			e->commands = c->next;
+		pthread_mutex_unlock(&e->lock);
+		if (c == NULL)
+			break;
+		if (e->stopping)
+			c->rc = err_set(&c->err, -ESHUTDOWN, "calsync is stopping");
+		else
+			c->rc = run_command(e, c);
+		dispatch(e);
+		publish_stats(e);
+		pthread_mutex_lock(&e->lock);
+		c->done = true;
+		pthread_cond_broadcast(&e->cmd_done);
+		command_release(c);
+		pthread_mutex_unlock(&e->lock);
+	}
+}
+
+int sync_engine_command(struct sync_engine *e, enum sync_cmd cmd, const char *smtp, struct err *err)
+{
+	struct command *c = xcalloc(1, sizeof(*c));
+	struct timespec deadline;
+	int rc;
+
+	c->cmd = cmd;
+	c->smtp = xstrdup(smtp);
+	c->refs = 2;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += SYNC_COMMAND_USEC / USEC_PER_SEC;
+	pthread_mutex_lock(&e->lock);
+	if (e->shut) {
+		pthread_mutex_unlock(&e->lock);
+		free(c->smtp);
+		free(c);
+		return err_set(err, -ESHUTDOWN, "calsync is stopping");
+	}
+	{
+		struct command **pp = &e->commands;
+
+		while (*pp)
+			pp = &(*pp)->next;
+		*pp = c;
+	}
+	/* Under the lock: the loop closes the async handle only after setting shut under it. */
+	uv_async_send(&e->cmd_async);
+	while (!c->done) {
+		if (pthread_cond_timedwait(&e->cmd_done, &e->lock, &deadline) == ETIMEDOUT)
+			break;
+	}
+	if (c->done) {
+		rc = c->rc;
+		if (err && rc < 0)
+			*err = c->err;
+	} else {
+		rc = err_set(err, -ETIMEDOUT, "the sync engine did not answer within %d s",
+		             (int)(SYNC_COMMAND_USEC / USEC_PER_SEC));
+	}
+	command_release(c);
+	pthread_mutex_unlock(&e->lock);
+	return rc;
+}
+
+void sync_engine_stats_snapshot(struct sync_engine *e, struct sync_stats *out)
+{
+	pthread_mutex_lock(&e->lock);
+	*out = e->snapshot;
+	pthread_mutex_unlock(&e->lock);
+}
+
+void sync_engine_set_change_hook(struct sync_engine *e, void (*fn)(void *ctx, int64_t id),
+                                 void *ctx)
+{
+	e->change_hook = fn;
+	e->change_ctx = ctx;
+}
+
+/* No more commands: pending ones get -ESHUTDOWN. */
+static void commands_shut(struct sync_engine *e)
+{
+	pthread_mutex_lock(&e->lock);
+	e->shut = true;
+	while (e->commands) {
+		struct command *c = e->commands;
+
+		e->commands = c->next;
+		c->rc = err_set(&c->err, -ESHUTDOWN, "calsync is stopping");
+		c->done = true;
+		command_release(c);
+	}
+	pthread_cond_broadcast(&e->cmd_done);
+	pthread_mutex_unlock(&e->lock);
 }
 
 /* ---- the engine ----------------------------------------------------------------------------- */
@@ -2055,7 +2311,20 @@ int sync_engine_new(uv_loop_t *loop, const struct cfg *cfg, struct store *store,
 	e->stop_timer.data = e;
 	e->day_timer.data = e;
 	e->dispatch_idle.data = e;
-	e->handles_open = 3;
+	{
+		pthread_condattr_t ca;
+
+		pthread_mutex_init(&e->lock, NULL);
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&e->cmd_done, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	uv_async_init(loop, &e->cmd_async, on_command);
+	e->cmd_async.data = e;
+	uv_timer_init(loop, &e->stats_timer);
+	e->stats_timer.data = e;
+	e->handles_open = 5;
 
 	to.auth = cfg->auth;
 	to.user = cfg->user;
@@ -2103,6 +2372,7 @@ int sync_engine_start(struct sync_engine *e, struct err *err)
 		mb_recompute_stored(e->mbs[i], "timer");
 	e->started = true;
 	arm_day_timer(e);
+	uv_timer_start(&e->stats_timer, on_stats_timer, 1000, 1000);
 	for (size_t i = 0; i < e->n_mbs; i++)
 		mb_kick(e->mbs[i]);
 	/* Stored streaming subscriptions are tried right away. */
@@ -2174,6 +2444,7 @@ void sync_engine_stop(struct sync_engine *e, void (*done)(void *ctx), void *ctx)
 	e->stopping = true;
 	e->stop_done = done;
 	e->stop_ctx = ctx;
+	commands_shut(e);
 	uv_timer_stop(&e->day_timer);
 	for (struct group *g = e->groups; g; g = g->next) {
 		uv_timer_stop(&g->timer);
@@ -2203,8 +2474,11 @@ static void on_engine_handle_closed(uv_handle_t *h)
 {
 	struct sync_engine *e = h->data;
 
-	if (--e->handles_open == 0)
+	if (--e->handles_open == 0) {
+		pthread_cond_destroy(&e->cmd_done);
+		pthread_mutex_destroy(&e->lock);
 		free(e);
+	}
 }
 
 void sync_engine_free(struct sync_engine *e)
@@ -2238,6 +2512,9 @@ void sync_engine_free(struct sync_engine *e)
 	free(e->mbs);
 	e->mbs = NULL;
 	/* The engine's memory goes with its last handle. */
+	commands_shut(e);
+	uv_close((uv_handle_t *)&e->cmd_async, on_engine_handle_closed);
+	uv_close((uv_handle_t *)&e->stats_timer, on_engine_handle_closed);
 	uv_close((uv_handle_t *)&e->stop_timer, on_engine_handle_closed);
 	uv_close((uv_handle_t *)&e->day_timer, on_engine_handle_closed);
 	uv_close((uv_handle_t *)&e->dispatch_idle, on_engine_handle_closed);

@@ -40,6 +40,33 @@ struct uv_loop_s;
 /* SIGTERM: how long unsubscribing may take before calsync exits anyway. */
 #define SYNC_SHUTDOWN_USEC INT64_C(10000000)
 
+/* EWS operations, for the per-operation metrics. */
+enum sync_op {
+	SYNC_OP_GET_USER_SETTINGS = 0,
+	SYNC_OP_SUBSCRIBE,
+	SYNC_OP_FIND_ITEM,
+	SYNC_OP_GET_EVENTS,
+	SYNC_OP_UNSUBSCRIBE,
+	SYNC_OP_GET_STREAMING_EVENTS,
+	SYNC_OP_COUNT,
+};
+
+/* "GetUserSettings", "Subscribe", "FindItem", "GetEvents", "Unsubscribe",
+ * "GetStreamingEvents". */
+const char *sync_op_name(enum sync_op op);
+
+/* Upper bounds (seconds) of the request latency histogram's buckets; +Inf is the count. */
+#define SYNC_LATENCY_BUCKETS 10
+extern const double sync_latency_bounds[SYNC_LATENCY_BUCKETS];
+
+struct sync_op_stats {
+	uint64_t ok;    /* answered NoError (for a stream: ended normally) */
+	uint64_t error; /* anything else */
+	uint64_t latency_le[SYNC_LATENCY_BUCKETS]; /* cumulative, as Prometheus wants */
+	uint64_t latency_count;
+	double latency_sum; /* seconds */
+};
+
 /* What the engine reports through sync_engine_stats(). */
 struct sync_stats {
 	size_t mailboxes;
@@ -47,14 +74,25 @@ struct sync_stats {
 	size_t syncing;
 	size_t live;
 	size_t parked;
-	size_t groups;             /* streaming groups */
-	size_t streams_open;       /* GetStreamingEvents connections open now */
-	size_t in_flight;          /* buffered requests in flight */
-	uint64_t requests;         /* buffered requests sent */
-	uint64_t subscribes;       /* Subscribe requests sent */
-	uint64_t refreshes;        /* CalendarView reads completed */
-	uint64_t presence_changes; /* presence changes recorded */
-	uint64_t throttled;        /* ErrorServerBusy / ErrorExceededConnectionCount answers */
+	size_t groups;              /* streaming groups */
+	size_t streams_open;        /* GetStreamingEvents connections open now */
+	size_t in_flight;           /* buffered requests in flight */
+	uint64_t requests;          /* buffered requests sent */
+	uint64_t subscribes;        /* Subscribe requests sent */
+	uint64_t refreshes;         /* CalendarView reads completed */
+	uint64_t presence_changes;  /* presence changes recorded */
+	uint64_t throttled;         /* ErrorServerBusy / ErrorExceededConnectionCount answers */
+	size_t queued;              /* mailboxes waiting for a request slot (the refresh queue) */
+	size_t backing_off;         /* mailboxes waiting out a back-off */
+	size_t streams_backing_off; /* streaming groups waiting to reconnect after errors */
+	struct sync_op_stats ops[SYNC_OP_COUNT];
+};
+
+/* What another thread (the HTTP API) asks the loop to do. */
+enum sync_cmd {
+	SYNC_CMD_ADD = 0, /* add a mailbox at run time (kept in the store over restarts) */
+	SYNC_CMD_REMOVE,  /* remove it: unsubscribe, disable */
+	SYNC_CMD_RESYNC,  /* re-read its window now */
 };
 
 /*
@@ -105,3 +143,24 @@ void sync_engine_stop(struct sync_engine *e, void (*done)(void *ctx), void *ctx)
 void sync_engine_free(struct sync_engine *e);
 
 void sync_engine_stats(const struct sync_engine *e, struct sync_stats *out);
+
+/* ---- for other threads (the HTTP API); everything above is loop-thread only ---- */
+
+/*
+ * Thread-safe: runs cmd for smtp on the loop and waits for it, at most SYNC_COMMAND_USEC.
+ * 0; -ENOENT for REMOVE or RESYNC of a mailbox that is not synced; -EEXIST for ADD of one that
+ * is; -EINVAL for an address the configuration would refuse; -ETIMEDOUT; -ESHUTDOWN once the
+ * engine is stopping. err says which.
+ */
+#define SYNC_COMMAND_USEC INT64_C(10000000)
+ATTR_NODISCARD int sync_engine_command(struct sync_engine *e, enum sync_cmd cmd, const char *smtp,
+                                       struct err *err);
+
+/* Thread-safe: the stats as last published by the loop (every second, and after every
+ * command). */
+void sync_engine_stats_snapshot(struct sync_engine *e, struct sync_stats *out);
+
+/* Loop thread: fn(ctx, id) is called on the loop after each presence change is stored, with
+ * its event id (for waking Server-Sent Events clients and the webhook outbox). One hook. */
+void sync_engine_set_change_hook(struct sync_engine *e, void (*fn)(void *ctx, int64_t id),
+                                 void *ctx);
