@@ -12,6 +12,7 @@
 #include "base/compat.h"
 #include "calsync-config.h"
 #include "calsync-vcs.h"
+#include "cli/check.h"
 #include "cli/decode.h"
 #include "cli/run.h"
 
@@ -37,6 +38,10 @@ static const struct command {
          .args = "[-c FILE]",
          .summary = "Run the daemon: mirror the configured calendars, write presence changes.",
          .run = run_main},
+	{.name = "check",
+         .args = "[-c FILE]",
+         .summary = "Test the server, account, impersonation and subscriptions; print fixes.",
+         .run = check_main},
 	{.name = "decode",
          .args = "[FILE]",
          .summary = "Decode EWS responses (FILE or stdin) to JSON, one line per envelope.",

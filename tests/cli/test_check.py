@@ -1,0 +1,550 @@
+"""`calsync check` against ews-sim: every step passing over HTTPS, and each failure it must
+explain with its fix: a wrong password, impersonation denied (by scope and by an injected
+fault), an unknown mailbox, TLS problems (untrusted CA, a name mismatch, an expired and an
+expiring certificate), a method the server does not offer, throttling, a closed port and a
+configuration error. Also the JSON document, Autodiscover, pull mode, progress, the exit
+statuses, and that no password ever reaches the output.
+
+The binary comes from the meson build directory in $CALSYNC_BUILD, or ./build at the top of
+the source tree (scripts/test points CALSYNC_BUILD at the ASan+UBSan build)."""
+
+import json
+import os
+import pty
+import socket
+import subprocess
+
+import pytest
+
+from simharness import PASSWORD, sim_pool
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+TIMEOUT = 60  # seconds; generous for a sanitizer build on a loaded machine
+NTLM_USER = "CONTOSO\\svc"
+PW_ENV = "CALSYNC_CHECK_PW"
+MBX = ["user%05d@contoso.example" % i for i in range(1, 13)]
+STEPS = ["config", "dns", "tcp", "tls", "auth-methods", "authentication", "ews-version"]
+ROLE_ASSIGNMENT = ("New-ManagementRoleAssignment -Name \"calsync-impersonation\" -Role "
+                   "ApplicationImpersonation -User '%s' -CustomRecipientWriteScope \"calsync-users\"")
+SCOPE = "New-ManagementScope -Name \"calsync-users\" -RecipientRestrictionFilter {MemberOfGroup -eq"
+THROTTLING_POLICY = ("New-ThrottlingPolicy -Name \"calsync\" -EwsMaxConcurrency Unlimited "
+                     "-EwsMaxSubscriptions Unlimited -EwsMaxBurst Unlimited -EwsRechargeRate "
+                     "Unlimited -EwsCutoffBalance Unlimited -RcaMaxConcurrency Unlimited "
+                     "-CpaMaxConcurrency Unlimited")
+THROTTLING_ASSOCIATION = "Set-ThrottlingPolicyAssociation -Identity '%s' -ThrottlingPolicy \"calsync\""
+
+
+@pytest.fixture(scope="module")
+def calsync():
+    build = os.environ.get("CALSYNC_BUILD") or os.path.join(ROOT, "build")
+    path = os.path.join(os.path.abspath(build), "calsync")
+    if not os.access(path, os.X_OK):
+        pytest.fail("calsync binary not found at %s: build it (meson setup build && ninja -C build) "
+                    "or set CALSYNC_BUILD to a meson build directory" % path)
+    return path
+
+
+# -- certificates -----------------------------------------------------------------------------
+
+def openssl(d, *args):
+    subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+
+CA_CNF = """[ca]
+default_ca = ca_default
+[ca_default]
+database = index.txt
+new_certs_dir = .
+serial = serial
+default_md = sha256
+policy = policy_any
+[policy_any]
+commonName = supplied
+"""
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """A CA and server certificates it signed: 'good' (127.0.0.1 and localhost, a year),
+    'other' (names only mail.other.example), 'expired' (January 2020)."""
+    d = tmp_path_factory.mktemp("check-pki")
+    openssl(d, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+            "-days", "400", "-subj", "/CN=calsync check test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    (d / "ca.cnf").write_text(CA_CNF)
+    (d / "index.txt").write_text("")
+    (d / "serial").write_text("01\n")
+    out = {"ca": str(d / "ca.pem")}
+    for name, san, dates in [("good", "DNS:localhost,IP:127.0.0.1", None),
+                             ("other", "DNS:mail.other.example", None),
+                             ("expired", "DNS:localhost,IP:127.0.0.1", ("20200101000000Z", "20200201000000Z"))]:
+        (d / (name + ".ext")).write_text(
+            "basicConstraints=CA:FALSE\n"
+            "keyUsage=critical,digitalSignature,keyEncipherment\n"
+            "extendedKeyUsage=serverAuth\n"
+            "subjectAltName=%s\n" % san)
+        openssl(d, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key", "-out", name + ".csr",
+                "-subj", "/CN=" + san.split(",")[0].split(":")[1])
+        if dates is None:
+            openssl(d, "x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                    "-CAcreateserial", "-out", name + ".pem", "-days", "365", "-extfile", name + ".ext")
+        else:
+            openssl(d, "ca", "-batch", "-config", "ca.cnf", "-cert", "ca.pem", "-keyfile", "ca.key",
+                    "-startdate", dates[0], "-enddate", dates[1], "-in", name + ".csr",
+                    "-out", name + ".pem", "-extfile", name + ".ext", "-notext")
+        out[name] = (str(d / (name + ".pem")), str(d / (name + ".key")))
+    return out
+
+
+# -- simulators shared by this module ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def module_sims():
+    yield from sim_pool()
+
+
+@pytest.fixture(scope="module")
+def http_sim(module_sims):
+    return module_sims("--mailboxes", "20")
+
+
+@pytest.fixture
+def sim(http_sim):
+    """The shared plain-HTTP ews-sim, with faults and limits back to normal after each test."""
+    yield http_sim
+    http_sim.control("DELETE", "/faults", expect=200)
+    http_sim.control("POST", "/limits", {"ews_max_subscriptions": 5000, "hanging_connection_limit": 10},
+                     expect=200)
+
+
+@pytest.fixture(scope="module")
+def https_sim(module_sims, pki):
+    cert, key = pki["good"]
+    return module_sims("--tls-cert", cert, "--tls-key", key)
+
+
+# -- running calsync check --------------------------------------------------------------------
+
+def xml_attr(v):
+    return str(v).replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
+
+
+def write_config(tmp_path, *, url=None, autodiscover=None, mode="EwsStream", user=NTLM_USER, auth="ntlm",
+                 mailboxes=MBX[:4], ca_file=None, extra=""):
+    server = ('<ews url="%s"/>' % xml_attr(url)) if url else ('<autodiscover url="%s"/>' % xml_attr(autodiscover))
+    secret = 'token_env="%s"' % PW_ENV if auth == "bearer" else 'password_env="%s"' % PW_ENV
+    account = ('<account %sauth="%s" %s/>' % ('user="%s" ' % xml_attr(user) if user else "", auth, secret)
+               if auth else "")
+    tls = '<tls ca_file="%s"/>' % xml_attr(ca_file) if ca_file else ""
+    mbx = "".join("<mailbox>%s</mailbox>" % m for m in mailboxes)
+    path = tmp_path / "calsync.xml"
+    path.write_text("\n".join([
+        '<?xml version="1.0" encoding="utf-8"?>',
+        "<configuration><calendar_sync>",
+        '<exchange><events><advise Object="%s"/></events></exchange>' % mode,
+        "<calsync>", server, account, tls, "<mailboxes>%s</mailboxes>" % mbx, extra, "</calsync>",
+        "</calendar_sync></configuration>", ""]))
+    return str(path)
+
+
+def run(calsync, config, *args, password=PASSWORD, stderr=subprocess.PIPE):
+    env = dict(os.environ)
+    env.pop("http_proxy", None)
+    env.pop("https_proxy", None)
+    env[PW_ENV] = password
+    return subprocess.run([calsync, "check", "-c", config, *args], stdout=subprocess.PIPE, stderr=stderr,
+                          env=env, timeout=TIMEOUT)
+
+
+def check_json(calsync, config, *args, status=None, password=PASSWORD):
+    p = run(calsync, config, "--json", *args, password=password)
+    out = p.stdout.decode()
+    assert password not in out and password not in p.stderr.decode()
+    doc = json.loads(out)
+    assert doc["exit_status"] == p.returncode
+    if status is not None:
+        assert p.returncode == status, out
+    return doc
+
+
+def steps(doc, name, mailbox=None):
+    return [s for s in doc["steps"] if s["name"] == name and (mailbox is None or s["mailbox"] == mailbox)]
+
+
+def step(doc, name, mailbox=None):
+    found = steps(doc, name, mailbox)
+    assert len(found) == 1, (name, mailbox, doc["steps"])
+    return found[0]
+
+
+def failed(doc):
+    return [(s["name"], s["mailbox"]) for s in doc["steps"] if s["status"] == "fail"]
+
+
+# -- everything passes ------------------------------------------------------------------------
+
+def test_all_ok_over_https_as_json(calsync, https_sim, pki, tmp_path):
+    config = write_config(tmp_path, url=https_sim.ews, ca_file=pki["ca"])
+    doc = check_json(calsync, config, status=0)
+    assert doc["ok"] is True and doc["config"] == config
+    assert list(doc) == ["config", "ok", "exit_status", "counts", "steps"]
+    for s in doc["steps"]:
+        assert list(s) == ["name", "mailbox", "status", "detail", "fix", "commands"]
+        assert s["status"] == "ok", s
+        assert s["fix"] is None and s["commands"] == []
+        assert isinstance(s["detail"], str) and s["detail"]
+    names = [s["name"] for s in doc["steps"]]
+    assert names == STEPS + ["impersonation", "subscription"] * 3 + ["throttling"]
+    # The first three configured mailboxes are the sample.
+    assert [s["mailbox"] for s in steps(doc, "impersonation")] == MBX[:3]
+    assert doc["counts"] == {"ok": len(names), "warn": 0, "fail": 0, "skip": 0}
+    assert "CN = calsync check test CA" in step(doc, "tls")["detail"]
+    assert "offers Negotiate, NTLM, Basic, Bearer; configured: ntlm" in step(doc, "auth-methods")["detail"]
+    assert "Exchange 2019 (15.2.1748.10)" in step(doc, "ews-version")["detail"]
+    assert "streaming subscription: Subscribe, GetStreamingEvents" in step(doc, "subscription", MBX[0])["detail"]
+    for limit in ["EWSMaxConcurrency not observed (default 27)", "HangingConnectionLimit not observed (default 10)",
+                  "EWSMaxSubscriptions not observed (default 5000)"]:
+        assert limit in step(doc, "throttling")["detail"]
+    # Every subscription the check made is gone again.
+    subs = https_sim.control("GET", "/notify/subscriptions", expect=200)[1]
+    assert subs["count"] == 0, subs
+
+
+def test_all_ok_for_a_person(calsync, https_sim, pki, tmp_path):
+    config = write_config(tmp_path, url=https_sim.ews, ca_file=pki["ca"], mode="EwsPull")
+    p = run(calsync, config, "--mailbox", MBX[5])
+    assert p.returncode == 0, p.stdout.decode()
+    lines = p.stdout.decode().splitlines()
+    assert lines[0] == "calsync check: " + config
+    assert lines[-1] == "10 ok, 0 warn, 0 FAIL, 0 skipped: passed"
+    body = lines[1:-2]
+    assert [line.split()[:2] for line in body] == [["ok", n] for n in STEPS + ["impersonation", "subscription", "throttling"]]
+    assert "%s: pull subscription: Subscribe, GetEvents, Unsubscribe" % MBX[5] in p.stdout.decode()
+    assert "(checking the 1 given with --mailbox)" in body[0]
+    assert p.stderr == b""
+
+
+def test_plain_http_and_pull_mode(calsync, sim, tmp_path):
+    config = write_config(tmp_path, url=sim.ews, mode="EwsPull", mailboxes=MBX[:2])
+    doc = check_json(calsync, config, status=0)
+    assert step(doc, "tls")["status"] == "warn"
+    assert "plain HTTP" in step(doc, "tls")["detail"]
+    assert doc["counts"]["warn"] == 1 and doc["counts"]["fail"] == 0
+    for m in MBX[:2]:
+        assert step(doc, "subscription", m)["detail"].startswith("pull subscription: Subscribe, GetEvents, Unsubscribe")
+
+
+def test_autodiscover(calsync, sim, tmp_path):
+    config = write_config(tmp_path, autodiscover=sim.info["autodiscover"], mailboxes=MBX[:2])
+    doc = check_json(calsync, config, status=0)
+    names = [s["name"] for s in doc["steps"]]
+    assert names[:6] == ["config", "dns", "tcp", "tls", "auth-methods", "autodiscover"]
+    assert step(doc, "autodiscover")["detail"] == "EWS URL %s for 2 of 2 mailboxes" % sim.ews
+    assert step(doc, "impersonation", MBX[1])["status"] == "ok"
+
+
+def test_autodiscover_unknown_mailbox(calsync, sim, tmp_path):
+    config = write_config(tmp_path, autodiscover=sim.info["autodiscover"], mailboxes=MBX[:1])
+    doc = check_json(calsync, config, "--mailbox", MBX[0], "--mailbox", "ghost@contoso.example", status=1)
+    assert failed(doc) == [("impersonation", "ghost@contoso.example")]
+    s = step(doc, "impersonation", "ghost@contoso.example")
+    assert "Autodiscover found no EWS URL: InvalidUser" in s["detail"]
+    assert "Get-Recipient -Identity 'ghost@contoso.example' | fl Name,RecipientTypeDetails,PrimarySmtpAddress" in s["commands"]
+
+
+# -- authentication ---------------------------------------------------------------------------
+
+def test_wrong_password(calsync, sim, tmp_path):
+    config = write_config(tmp_path, url=sim.ews)
+    secret = "Wr0ng-S3cret-4711"
+    doc = check_json(calsync, config, status=1, password=secret)
+    s = step(doc, "authentication")
+    assert s["status"] == "fail"
+    assert "HTTP 401" in s["detail"] and "ntlm as CONTOSO\\svc" in s["detail"]
+    assert "Get-WebServicesVirtualDirectory | fl *Authentication*" in s["commands"]
+    assert "password" in s["fix"] and "locked out" in s["fix"]
+    assert failed(doc) == [("authentication", None)]
+    for name in ["ews-version", "impersonation", "subscription", "throttling"]:
+        assert step(doc, name)["status"] == "skip"
+    # The human form says the same, and never the secret either.
+    p = run(calsync, config, password=secret)
+    assert p.returncode == 1
+    out = p.stdout.decode()
+    assert secret not in out and secret not in p.stderr.decode()
+    assert "FAIL  authentication ntlm as CONTOSO\\svc: POST to 127.0.0.1: HTTP 401" in out
+    assert "\n          Get-WebServicesVirtualDirectory | fl *Authentication*\n" in out
+
+
+def test_method_not_offered(calsync, sim_factory, tmp_path):
+    s = sim_factory("--auth", "ntlm")
+    config = write_config(tmp_path, url=s.ews, user="svc@contoso.example", auth="basic")
+    doc = check_json(calsync, config, status=1)
+    m = step(doc, "auth-methods")
+    assert m["status"] == "fail"
+    assert m["detail"] == "127.0.0.1 offers NTLM, not basic as configured"
+    assert ("Get-WebServicesVirtualDirectory | Set-WebServicesVirtualDirectory -BasicAuthentication $true"
+            in m["commands"])
+    assert step(doc, "authentication")["status"] == "fail"
+
+
+def test_negotiate_falls_back_to_ntlm(calsync, sim, tmp_path):
+    config = write_config(tmp_path, url=sim.ews, auth="negotiate", mailboxes=MBX[:1])
+    doc = check_json(calsync, config, status=0)
+    assert step(doc, "auth-methods")["detail"].endswith("configured: negotiate")
+    assert step(doc, "authentication")["detail"] == "negotiate as CONTOSO\\svc accepted by the server"
+
+
+def test_bearer_token(calsync, sim, tmp_path):
+    token = "t0ken-%d" % os.getpid()
+    sim.control("POST", "/tokens", {"token": token, "account": "svc@contoso.example"}, expect=201)
+    config = write_config(tmp_path, url=sim.ews, auth="bearer", user=None, mailboxes=MBX[:1])
+    doc = check_json(calsync, config, status=0, password=token)
+    assert step(doc, "authentication")["detail"] == "bearer accepted by the server"
+    doc = check_json(calsync, config, status=1, password="expired-" + token)
+    s = step(doc, "authentication")
+    assert s["status"] == "fail" and "refused the bearer token" in s["detail"]
+    assert "Get-WebServicesVirtualDirectory | fl *Authentication*" in s["commands"]
+
+
+# -- impersonation ----------------------------------------------------------------------------
+
+def test_impersonation_denied_by_scope(calsync, sim, tmp_path):
+    # A second service account whose ApplicationImpersonation scope holds only user00001.
+    sim.control("POST", "/accounts", {"smtp": "svc2@contoso.example", "password": "Sc0pe-Pw",
+                                      "impersonation": [MBX[0]]}, expect=201)
+    config = write_config(tmp_path, url=sim.ews, user="svc2@contoso.example", mailboxes=MBX[:3])
+    doc = check_json(calsync, config, status=1, password="Sc0pe-Pw")
+    assert failed(doc) == [("impersonation", MBX[1]), ("impersonation", MBX[2])]
+    assert step(doc, "impersonation", MBX[0])["status"] == "ok"
+    assert step(doc, "subscription", MBX[1])["status"] == "skip"
+    s = step(doc, "impersonation", MBX[1])
+    assert s["detail"].startswith("FindItem: ErrorImpersonateUserDenied: the service account may not impersonate")
+    assert ROLE_ASSIGNMENT % "svc2@contoso.example" in s["commands"]
+    assert any(c.startswith(SCOPE + ' "CN=calsync-users,CN=Users,DC=contoso,DC=example"}') for c in s["commands"])
+    assert "Domain Admins" in s["fix"]
+
+
+def test_impersonation_denied_for_one_mailbox(calsync, sim, tmp_path):
+    sim.control("POST", "/faults", {"kind": "ews_error", "code": "ErrorImpersonateUserDenied",
+                                    "mailbox": MBX[1], "count": None}, expect=201)
+    config = write_config(tmp_path, url=sim.ews)
+    doc = check_json(calsync, config, status=1)
+    assert failed(doc) == [("impersonation", MBX[1])]
+    s = step(doc, "impersonation", MBX[1])
+    assert "ErrorImpersonateUserDenied" in s["detail"]
+    assert ROLE_ASSIGNMENT % NTLM_USER in s["commands"]
+    assert any(c.startswith(SCOPE) for c in s["commands"])
+    # Human output names the mailbox on the FAIL line and prints the commands once.
+    p = run(calsync, config)
+    out = p.stdout.decode()
+    assert "FAIL  impersonation  %s: FindItem: ErrorImpersonateUserDenied" % MBX[1] in out
+    assert out.count("New-ManagementRoleAssignment") == 1
+
+
+def test_unknown_mailbox(calsync, sim, tmp_path):
+    config = write_config(tmp_path, url=sim.ews)
+    doc = check_json(calsync, config, "--mailbox", "nobody@contoso.example", status=1)
+    assert failed(doc) == [("impersonation", "nobody@contoso.example")]
+    s = step(doc, "impersonation", "nobody@contoso.example")
+    assert "ErrorNonExistentMailbox" in s["detail"]
+    assert "Get-Recipient -Identity 'nobody@contoso.example' | fl Name,RecipientTypeDetails,PrimarySmtpAddress" \
+        in s["commands"]
+
+
+# -- TLS ----------------------------------------------------------------------------------------
+
+def test_untrusted_certificate(calsync, https_sim, tmp_path):
+    config = write_config(tmp_path, url=https_sim.ews)
+    doc = check_json(calsync, config, status=1)
+    s = step(doc, "tls")
+    assert s["status"] == "fail"
+    assert "is not trusted" in s["detail"] and "no <tls ca_file> is set" in s["detail"]
+    assert "issued by CN = calsync check test CA" in s["detail"]
+    assert '<tls ca_file="/etc/calsync/exchange-ca.pem"/>' in s["fix"]
+    assert any(c.startswith("openssl s_client -connect 127.0.0.1:%d" % https_sim.port) for c in s["commands"])
+    assert failed(doc) == [("tls", None)]
+    assert [x["status"] for x in doc["steps"][doc["steps"].index(s) + 1:]] == ["skip"] * 6
+
+
+def test_insecure_skip_tls_verify(calsync, https_sim, tmp_path):
+    config = write_config(tmp_path, url=https_sim.ews, mailboxes=MBX[:1],
+                          extra='<tls insecure_skip_tls_verify="true"/>')
+    doc = check_json(calsync, config, status=0)
+    t = step(doc, "tls")
+    assert t["status"] == "warn"
+    assert "is not trusted" in t["detail"] and "connects anyway" in t["detail"]
+    assert [s["status"] for s in doc["steps"] if s["name"] not in ("config", "tls")] == ["ok"] * 8
+    # The configuration's own warning about it makes the config step a warning too.
+    assert step(doc, "config")["status"] == "warn"
+
+
+def test_wrong_ca_file(calsync, https_sim, certs, tmp_path):
+    config = write_config(tmp_path, url=https_sim.ews, ca_file=certs["ca"])
+    doc = check_json(calsync, config, status=1)
+    assert "the CA file does not hold its CA" in step(doc, "tls")["detail"]
+
+
+def test_name_mismatch(calsync, sim_factory, pki, tmp_path):
+    cert, key = pki["other"]
+    s = sim_factory("--tls-cert", cert, "--tls-key", key)
+    config = write_config(tmp_path, url=s.ews, ca_file=pki["ca"])
+    doc = check_json(calsync, config, status=1)
+    t = step(doc, "tls")
+    assert t["status"] == "fail"
+    assert t["detail"].startswith("the certificate names DNS:mail.other.example, not 127.0.0.1")
+    assert "Enable-ExchangeCertificate -Thumbprint <thumbprint> -Services IIS" in t["commands"]
+
+
+def test_expired_certificate(calsync, sim_factory, pki, tmp_path):
+    cert, key = pki["expired"]
+    s = sim_factory("--tls-cert", cert, "--tls-key", key)
+    config = write_config(tmp_path, url=s.ews, ca_file=pki["ca"])
+    doc = check_json(calsync, config, status=1)
+    t = step(doc, "tls")
+    assert t["status"] == "fail"
+    assert "expired on Feb  1 00:00:00 2020 GMT" in t["detail"]
+    assert "Enable-ExchangeCertificate -Thumbprint <thumbprint of the new certificate> -Services IIS" in t["commands"]
+
+
+def test_certificate_expiring_soon(calsync, sim_factory, certs, tmp_path):
+    # tests/conftest.py's certificate is valid for two days.
+    s = sim_factory("--tls-cert", certs["cert"], "--tls-key", certs["key"])
+    config = write_config(tmp_path, url=s.ews, ca_file=certs["ca"], mailboxes=MBX[:1])
+    doc = check_json(calsync, config, status=0)
+    t = step(doc, "tls")
+    assert t["status"] == "warn"
+    assert "expires in 1 day, on" in t["detail"] or "expires in 2 days, on" in t["detail"]
+    assert step(doc, "authentication")["status"] == "ok"
+
+
+# -- throttling ---------------------------------------------------------------------------------
+
+def test_server_busy_is_retried_and_reported(calsync, sim, tmp_path):
+    sim.control("POST", "/faults", {"kind": "ews_fault", "code": "ErrorServerBusy", "back_off_ms": 150,
+                                    "operation": "FindItem", "mailbox": MBX[0]}, expect=201)
+    config = write_config(tmp_path, url=sim.ews, mailboxes=MBX[:2])
+    doc = check_json(calsync, config, status=0)
+    imp = step(doc, "impersonation", MBX[0])
+    assert imp["status"] == "ok"
+    assert "(after ErrorServerBusy, retried 150 ms later)" in imp["detail"]
+    t = step(doc, "throttling")
+    assert t["status"] == "warn"
+    assert "ErrorServerBusy on FindItem for %s" % MBX[0] in t["detail"]
+    assert "ErrorServerBusy 1 time (BackOffMilliseconds up to 150)" in t["detail"]
+    assert THROTTLING_POLICY in t["commands"]
+    assert THROTTLING_ASSOCIATION % NTLM_USER in t["commands"]
+
+
+def test_subscription_and_hanging_limits(calsync, sim, tmp_path):
+    sim.control("POST", "/limits", {"ews_max_subscriptions": 0}, expect=200)
+    config = write_config(tmp_path, url=sim.ews, mailboxes=MBX[:1])
+    doc = check_json(calsync, config, status=1)
+    s = step(doc, "subscription", MBX[0])
+    assert s["status"] == "fail" and "ErrorExceededSubscriptionCount" in s["detail"]
+    t = step(doc, "throttling")
+    assert t["status"] == "warn"
+    assert "EWSMaxSubscriptions observed (1 answer)" in t["detail"]
+    assert THROTTLING_POLICY in t["commands"]
+
+    sim.control("POST", "/limits", {"ews_max_subscriptions": 5000, "hanging_connection_limit": 0}, expect=200)
+    doc = check_json(calsync, config, status=0)
+    assert step(doc, "subscription", MBX[0])["status"] == "warn"
+    t = step(doc, "throttling")
+    assert "HangingConnectionLimit observed (1 answer, limit 0)" in t["detail"]
+    assert "web.config" in t["fix"]
+    assert sim.control("GET", "/notify/subscriptions", expect=200)[1]["count"] == 0
+
+
+# -- the network and the configuration ----------------------------------------------------------
+
+def closed_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_unreachable_server(calsync, tmp_path):
+    config = write_config(tmp_path, url="http://127.0.0.1:%d/EWS/Exchange.asmx" % closed_port())
+    doc = check_json(calsync, config, status=1)
+    t = step(doc, "tcp")
+    assert t["status"] == "fail" and "cannot connect to 127.0.0.1 port" in t["detail"]
+    assert any(c.startswith("curl -sv -o /dev/null http://127.0.0.1:") for c in t["commands"])
+    assert failed(doc) == [("tcp", None)]
+    assert step(doc, "throttling")["status"] == "skip"
+
+
+def test_config_error(calsync, tmp_path):
+    path = tmp_path / "bad.xml"
+    path.write_text('<configuration><calendar_sync><exchange><events><advise Object="EwsPoll"/>'
+                    "</events></exchange></calendar_sync></configuration>\n")
+    doc = check_json(calsync, str(path), status=2)
+    assert doc["ok"] is False
+    assert [(s["name"], s["status"]) for s in doc["steps"]] == [("config", "fail")]
+    assert "unknown notification mode" in doc["steps"][0]["detail"]
+    p = run(calsync, str(path))
+    assert p.returncode == 2
+    assert "FAIL  config" in p.stdout.decode()
+    p = run(calsync, str(tmp_path / "missing.xml"))
+    assert p.returncode == 2
+
+
+def test_missing_password_is_a_config_error(calsync, sim, tmp_path):
+    config = write_config(tmp_path, url=sim.ews)
+    env = {k: v for k, v in os.environ.items() if k != PW_ENV}
+    p = subprocess.run([calsync, "check", "-c", config], capture_output=True, env=env, timeout=TIMEOUT)
+    assert p.returncode == 2
+    assert PW_ENV in p.stdout.decode()
+
+
+def test_command_line(calsync, tmp_path):
+    p = subprocess.run([calsync, "check", "--help"], capture_output=True, timeout=TIMEOUT)
+    assert p.returncode == 0 and b"Usage: calsync check" in p.stdout
+    for args, what in [(["--frob"], "unknown option '--frob'"), (["extra"], "unexpected argument 'extra'"),
+                       (["--mailbox", "not-an-address"], "not a mailbox address"),
+                       (["-c"], "option needs an argument '-c'")]:
+        p = subprocess.run([calsync, "check", *args], capture_output=True, timeout=TIMEOUT)
+        assert p.returncode == 2, args
+        assert what in p.stderr.decode() and p.stdout == b""
+    p = subprocess.run([calsync, "--help"], capture_output=True, timeout=TIMEOUT)
+    assert b"check" in p.stdout
+
+
+# -- progress -----------------------------------------------------------------------------------
+
+def test_progress_as_log_lines(calsync, sim, tmp_path):
+    config = write_config(tmp_path, url=sim.ews, mode="EwsPull")
+    args = [a for m in MBX for a in ("--mailbox", m)]
+    p = run(calsync, config, *args)
+    assert p.returncode == 0, p.stdout.decode()
+    err = p.stderr.decode().splitlines()
+    assert err[-1] == "calsync check: 12 of 12 mailboxes checked"
+    assert err == ["calsync check: %d of 12 mailboxes checked" % n for n in range(1, 13)]
+    assert p.stdout.decode().count("ok    impersonation") == 12
+
+
+def test_progress_on_a_terminal(calsync, sim, tmp_path):
+    config = write_config(tmp_path, url=sim.ews, mode="EwsPull")
+    args = [a for m in MBX for a in ("--mailbox", m)]
+    master, slave = pty.openpty()
+    try:
+        p = run(calsync, config, "--json", *args, stderr=slave)
+    finally:
+        os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert p.returncode == 0
+    assert json.loads(p.stdout)["ok"] is True
+    assert b"\r\x1b[Kchecking mailbox 1 of 12: " + MBX[0].encode() in seen
+    assert b"checking mailbox 12 of 12: " + MBX[11].encode() in seen
+    assert b"mailboxes checked" not in seen
