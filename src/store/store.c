@@ -23,7 +23,6 @@
 /*
  * The migrations: migrations[i] takes the schema from version i to i + 1 and ends by setting
  * user_version to i + 1 (checked after it ran). Append new ones; never edit a released one.
- * Later: the SSE retention and the webhook outbox (issue 5) are new tables in a migration 3.
  */
 static const char *const migrations[] = {
 	/* 1: the initial schema. */
@@ -95,6 +94,13 @@ static const char *const migrations[] = {
 	"ALTER TABLE mailboxes ADD COLUMN by_api INTEGER NOT NULL DEFAULT 0"
 	" CHECK (by_api IN (0, 1));"
 	"PRAGMA user_version = 2;",
+	/* 3: the webhook outbox. The outbox is presence_events itself; each webhook target keeps
+	 * the id of the last event it delivered (or gave up on), so a restart resumes there. */
+	"CREATE TABLE webhook_cursors ("
+	" url TEXT PRIMARY KEY,"
+	" last_id INTEGER NOT NULL CHECK (last_id >= 0),"
+	" updated_utc INTEGER);"
+	"PRAGMA user_version = 3;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
@@ -142,6 +148,9 @@ enum q {
 	Q_PRES_GET,
 	Q_EV_APPEND,
 	Q_EV_AFTER,
+	Q_EV_LAST_ID,
+	Q_HOOK_GET,
+	Q_HOOK_SET,
 	Q_COUNT_,
 };
 
@@ -202,6 +211,16 @@ static const char *const sql[Q_COUNT_] = {
 		       " e.until_utc, e.next_change_utc, e.updated_utc, e.reason"
 		       " FROM presence_events e JOIN mailboxes m ON m.id = e.mailbox_id"
 		       " WHERE e.id > ?1 ORDER BY e.id LIMIT ?2",
+	/* AUTOINCREMENT keeps the largest id ever handed out in sqlite_sequence, also after the
+	 * newest rows were deleted; max(id) is the same as long as nothing is pruned. */
+	[Q_EV_LAST_ID] = "SELECT max(coalesce((SELECT seq FROM sqlite_sequence"
+			 " WHERE name = 'presence_events'), 0),"
+			 " coalesce((SELECT max(id) FROM presence_events), 0))",
+	[Q_HOOK_GET] = "SELECT last_id FROM webhook_cursors WHERE url = ?1",
+	[Q_HOOK_SET] = "INSERT INTO webhook_cursors (url, last_id, updated_utc)"
+		       " VALUES (?1, ?2, CAST(strftime('%s', 'now') AS INTEGER))"
+		       " ON CONFLICT (url) DO UPDATE SET last_id = excluded.last_id,"
+		       " updated_utc = excluded.updated_utc",
 };
 
 struct store {
@@ -1668,5 +1687,64 @@ int store_presence_events_after(struct store *s, int64_t after_id, size_t limit,
 		*out_evs = evs;
 		*out_n = n;
 	}
+	return rc;
+}
+
+/* ---- webhook cursors ---- */
+
+int store_presence_events_last_id(struct store *s, int64_t *out_id, struct err *err)
+{
+	int64_t id = 0;
+	int rc = query_int(s, Q_EV_LAST_ID, &id, err);
+
+	if (rc == 0)
+		*out_id = id;
+	return rc;
+}
+
+int store_webhook_cursor_get(struct store *s, const char *url, int64_t *out_last_id,
+                             struct err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int brc = SQLITE_OK;
+	int rc = check_str(url, STORE_MAX_URL, true, "webhook URL", err);
+
+	if (rc == 0)
+		rc = stmt(s, Q_HOOK_GET, &st, err);
+	if (rc < 0)
+		return rc;
+	bind_text(&brc, st, 1, url);
+	if (brc == SQLITE_OK)
+		brc = sqlite3_step(st);
+	if (brc == SQLITE_ROW)
+		*out_last_id = sqlite3_column_int64(st, 0);
+	else if (brc == SQLITE_DONE)
+		rc = err_set(err, -ENOENT, "store: no cursor for webhook '%s'", url);
+	else
+		rc = sql_fail(s, brc, "get webhook cursor", err);
+	stmt_done(st);
+	return rc;
+}
+
+int store_webhook_cursor_set(struct store *s, const char *url, int64_t last_id, struct err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int brc = SQLITE_OK;
+	int rc = check_str(url, STORE_MAX_URL, true, "webhook URL", err);
+
+	if (rc == 0 && last_id < 0)
+		rc = err_set(err, -EINVAL, "store: webhook cursor %lld is negative",
+		             (long long)last_id);
+	if (rc == 0)
+		rc = stmt(s, Q_HOOK_SET, &st, err);
+	if (rc < 0)
+		return rc;
+	bind_text(&brc, st, 1, url);
+	bind_i64(&brc, st, 2, last_id);
+	if (brc != SQLITE_OK)
+		rc = sql_fail(s, brc, "set webhook cursor", err);
+	else
+		rc = step_write(s, st, "set webhook cursor", err);
+	stmt_done(st);
 	return rc;
 }

@@ -28,7 +28,7 @@ struct cal_occurrence;
 struct store;
 
 /* The schema version this code writes and understands (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /* An SMTP address: RFC 5321 allows a 64-byte local part, '@' and a 255-byte domain. */
 #define STORE_MAX_SMTP 320u
@@ -306,6 +306,22 @@ ATTR_NODISCARD int store_presence_record(struct store *s, const char *smtp,
 ATTR_NODISCARD int store_presence_events_after(struct store *s, int64_t after_id, size_t limit,
                                                struct store_presence_event **out_evs, size_t *out_n,
                                                struct err *err);
+
+/* The largest event id ever handed out (0 for an empty log). A new webhook target starts here:
+ * it gets the changes from now on. */
+ATTR_NODISCARD int store_presence_events_last_id(struct store *s, int64_t *out_id, struct err *err);
+
+/* ---- webhook cursors: the outbox is presence_events, one cursor per webhook URL ---- */
+
+/* *out_last_id: the id of the last event delivered to (or given up for) url. 0, or -ENOENT
+ * when url has no cursor yet; -EMSGSIZE for a URL over STORE_MAX_URL. */
+ATTR_NODISCARD int store_webhook_cursor_get(struct store *s, const char *url, int64_t *out_last_id,
+                                            struct err *err);
+
+/* Inserts or replaces url's cursor (last_id >= 0, else -EINVAL), stamped with the wall clock. One
+ * statement, one WAL commit. */
+ATTR_NODISCARD int store_webhook_cursor_set(struct store *s, const char *url, int64_t last_id,
+                                            struct err *err);
 
 /* For tests only: the n-th (1-based) write statement from now fails with -EIO, as a full disk
  * would, so tests can prove that transactions roll back. 0 turns it off. */

@@ -193,10 +193,12 @@ TEST(version_1_database_is_migrated)
 	store_close(s);
 	/* Turn it back into what version 1 wrote. */
 	CHECK_EQ(sqlite3_open(t.path, &db), SQLITE_OK);
-	CHECK_EQ(sqlite3_exec(db,
-	                      "ALTER TABLE mailboxes DROP COLUMN by_api; PRAGMA user_version = 1;",
-	                      NULL, NULL, NULL),
-	         SQLITE_OK);
+	CHECK_EQ(
+		sqlite3_exec(db,
+	                     "DROP TABLE webhook_cursors; ALTER TABLE mailboxes DROP COLUMN by_api;"
+	                     " PRAGMA user_version = 1;",
+	                     NULL, NULL, NULL),
+		SQLITE_OK);
 	sqlite3_close(db);
 	CHECK_EQ(peek_header(t.path, 60), 1);
 
@@ -214,6 +216,45 @@ TEST(version_1_database_is_migrated)
 	CHECK(!mb.by_api);
 	store_mailbox_clear(&mb);
 	CHECK_EQ(store_mailbox_set_by_api(s, "nobody@example.com", true, &e), -ENOENT);
+	store_close(s);
+	CHECK_EQ(peek_header(t.path, 60), STORE_SCHEMA_VERSION);
+	tmp_remove(&t);
+}
+
+/* A version 2 database (before webhook_cursors) is migrated on open and keeps its log. */
+TEST(version_2_database_is_migrated)
+{
+	struct tmp t;
+	struct store *s = NULL;
+	struct err e = {0};
+	sqlite3 *db = NULL;
+	int64_t id = 0;
+	int64_t last = -1;
+
+	tmp_make(&t);
+	s = open_ok(t.path);
+	CHECK_EQ(store_mailbox_add(s, "old@example.com", NULL, NULL, &e), 0);
+	CHECK_EQ(store_presence_record(s, "old@example.com",
+	                               &(struct store_presence){.state = (char[]){"busy"}}, NULL,
+	                               &id, &e),
+	         0);
+	store_close(s);
+	/* Turn it back into what version 2 wrote. */
+	CHECK_EQ(sqlite3_open(t.path, &db), SQLITE_OK);
+	CHECK_EQ(sqlite3_exec(db, "DROP TABLE webhook_cursors; PRAGMA user_version = 2;", NULL,
+	                      NULL, NULL),
+	         SQLITE_OK);
+	sqlite3_close(db);
+	CHECK_EQ(peek_header(t.path, 60), 2);
+
+	s = open_ok(t.path);
+	CHECK_EQ(store_schema_version(s), STORE_SCHEMA_VERSION);
+	CHECK_EQ(store_presence_events_last_id(s, &last, &e), 0);
+	CHECK_EQ(last, id);
+	CHECK_EQ(store_webhook_cursor_get(s, "https://hook.example/", &last, &e), -ENOENT);
+	CHECK_EQ(store_webhook_cursor_set(s, "https://hook.example/", id, &e), 0);
+	CHECK_EQ(store_webhook_cursor_get(s, "https://hook.example/", &last, &e), 0);
+	CHECK_EQ(last, id);
 	store_close(s);
 	CHECK_EQ(peek_header(t.path, 60), STORE_SCHEMA_VERSION);
 	tmp_remove(&t);
@@ -778,6 +819,76 @@ TEST(presence_and_events)
 	tmp_remove(&t);
 }
 
+TEST(webhook_cursors)
+{
+	struct tmp t;
+	struct store *s;
+	struct store *r;
+	struct err e = {0};
+	struct store_presence busy = {.state = (char[]){"busy"}};
+	int64_t id1 = 0;
+	int64_t id2 = 0;
+	int64_t v = -1;
+	char long_url[STORE_MAX_URL + 2];
+	sqlite3 *db = NULL;
+
+	tmp_make(&t);
+	s = open_ok(t.path);
+	/* An empty log: a new target starts at 0. */
+	CHECK_EQ(store_presence_events_last_id(s, &v, &e), 0);
+	CHECK_EQ(v, 0);
+	CHECK_EQ(store_mailbox_add(s, "u@example.com", NULL, NULL, &e), 0);
+	CHECK_EQ(store_presence_record(s, "u@example.com", &busy, NULL, &id1, &e), 0);
+	CHECK_EQ(store_presence_record(s, "u@example.com", &busy, NULL, &id2, &e), 0);
+	CHECK_EQ(store_presence_events_last_id(s, &v, &e), 0);
+	CHECK_EQ(v, id2);
+
+	v = 77;
+	CHECK_EQ(store_webhook_cursor_get(s, "http://a.example/hook", &v, &e), -ENOENT);
+	CHECK_EQ(v, 77); /* not written on failure */
+	CHECK_EQ(store_webhook_cursor_set(s, "http://a.example/hook", id1, &e), 0);
+	CHECK_EQ(store_webhook_cursor_set(s, "http://b.example/hook", 0, &e), 0);
+	CHECK_EQ(store_webhook_cursor_get(s, "http://a.example/hook", &v, &e), 0);
+	CHECK_EQ(v, id1);
+	CHECK_EQ(store_webhook_cursor_set(s, "http://a.example/hook", id2, &e), 0);
+	CHECK_EQ(store_webhook_cursor_get(s, "http://a.example/hook", &v, &e), 0);
+	CHECK_EQ(v, id2);
+	CHECK_EQ(store_webhook_cursor_get(s, "http://b.example/hook", &v, &e), 0);
+	CHECK_EQ(v, 0);
+	/* URLs are compared exactly. */
+	CHECK_EQ(store_webhook_cursor_get(s, "http://A.example/hook", &v, &e), -ENOENT);
+	CHECK_EQ(store_webhook_cursor_set(s, "http://a.example/hook", -1, &e), -EINVAL);
+	CHECK_EQ(store_webhook_cursor_set(s, NULL, 1, &e), -EINVAL);
+	CHECK_EQ(store_webhook_cursor_set(s, "", 1, &e), -EINVAL);
+	memset(long_url, 'x', sizeof(long_url) - 1);
+	long_url[sizeof(long_url) - 1] = '\0';
+	CHECK_EQ(store_webhook_cursor_set(s, long_url, 1, &e), -EMSGSIZE);
+	CHECK_EQ(store_webhook_cursor_get(s, long_url, &v, &e), -EMSGSIZE);
+	store_test_fail_write_after(s, 1);
+	CHECK_EQ(store_webhook_cursor_set(s, "http://a.example/hook", 1, &e), -EIO);
+	CHECK_EQ(store_webhook_cursor_get(s, "http://a.example/hook", &v, &e), 0);
+	CHECK_EQ(v, id2);
+
+	/* Another connection (the webhook thread's) sees the cursor and the log. */
+	r = open_ok(t.path);
+	CHECK_EQ(store_webhook_cursor_get(r, "http://a.example/hook", &v, &e), 0);
+	CHECK_EQ(v, id2);
+	store_close(r);
+	store_close(s);
+
+	/* The last id survives deleting the newest events: ids are never reused. */
+	CHECK_EQ(sqlite3_open(t.path, &db), SQLITE_OK);
+	CHECK_EQ(sqlite3_exec(db, "DELETE FROM presence_events", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	s = open_ok(t.path);
+	CHECK_EQ(store_presence_events_last_id(s, &v, &e), 0);
+	CHECK_EQ(v, id2);
+	CHECK_EQ(store_webhook_cursor_get(s, "http://b.example/hook", &v, &e), 0);
+	CHECK_EQ(v, 0);
+	store_close(s);
+	tmp_remove(&t);
+}
+
 TEST(writer_and_reader_connections)
 {
 	struct tmp t;
@@ -922,6 +1033,7 @@ int main(void)
 {
 	RUN(open_creates_migrates_and_reopens);
 	RUN(version_1_database_is_migrated);
+	RUN(version_2_database_is_migrated);
 	RUN(newer_or_foreign_database_is_refused);
 	RUN(mailboxes);
 	RUN(subscriptions_and_byte_exact_watermarks);
@@ -930,6 +1042,7 @@ int main(void)
 	RUN(occurrences_diff);
 	RUN(replace_is_all_or_nothing);
 	RUN(presence_and_events);
+	RUN(webhook_cursors);
 	RUN(writer_and_reader_connections);
 	RUN(performance_sanity);
 	return harness_done();
