@@ -33,6 +33,11 @@
 
 #define DEFAULT_STORE_PATH "/var/lib/calsync/calsync.db"
 
+/* <webhook retry_for>: how long an event is retried before it is given up. */
+#define WEBHOOK_RETRY_FOR_DEFAULT (24 * HOUR)
+#define WEBHOOK_RETRY_FOR_MIN     USEC
+#define WEBHOOK_RETRY_FOR_MAX     (30 * DAY)
+
 enum num_unit {
 	NUM_DURATION, /* "2s", "60min"; stored in microseconds */
 	NUM_MINUTES,  /* a duration in whole minutes; stored in microseconds */
@@ -142,6 +147,9 @@ struct parser {
 	struct secret_src token_src;
 	xmlNode *api; /* NULL: no <api> */
 	struct secret_src api_token_src;
+	/* <webhook> elements and their secret sources, index for index with cfg->webhooks. */
+	xmlNode *hook_nodes[CFG_MAX_WEBHOOKS];
+	struct secret_src hook_secret_src[CFG_MAX_WEBHOOKS];
 	long autodiscover_line;
 	bool ews_url_set;
 };
@@ -735,15 +743,17 @@ static int get_secret(struct parser *p, xmlNode *n, const char *what, const char
 {
 	const char *file = attr(p, n, file_attr);
 	const char *env = attr(p, n, env_attr);
+	char upper[16] = "";
 	int rc;
 
+	for (size_t i = 0; what[i] != '\0' && i + 1 < sizeof(upper); i++)
+		upper[i] = (char)toupper((unsigned char)what[i]);
 	if (attr(p, n, what) != NULL)
 		return fail(p, n,
 		            "an inline %s is refused; put it in a file only calsync can read "
 		            "(%s=\"/etc/calsync/%s\", mode 0600) or an environment variable "
 		            "(%s=\"CALSYNC_%s\")",
-		            what, file_attr, what, env_attr,
-		            strcmp(what, "token") == 0 ? "TOKEN" : "PASSWORD");
+		            what, file_attr, what, env_attr, upper);
 	if (file != NULL && env != NULL)
 		return fail(p, n, "give one of %s and %s, not both", file_attr, env_attr);
 	if (file != NULL) {
@@ -1152,6 +1162,91 @@ static int el_api(struct parser *p, xmlNode *n)
 	return rc;
 }
 
+/* -- webhooks ------------------------------------------------------------------------------ */
+
+/* <webhook url="..." secret_file="..." | secret_env="..." retry_for="24h" ca_file="..."/> */
+static int el_webhook(struct parser *p, xmlNode *n)
+{
+	static const char *const known[] = {"url",       "secret_file", "secret_env", "secret",
+	                                    "retry_for", "ca_file",     NULL};
+	struct cfg *c = p->cfg;
+	struct cfg_webhook *h;
+	const char *v;
+	const char *why = NULL;
+	char lo[32];
+	char hi[32];
+	int rc;
+
+	check_attrs(p, n, known);
+	if (c->n_webhooks >= CFG_MAX_WEBHOOKS)
+		return fail(p, n, "more than %u webhooks; give at most %u", CFG_MAX_WEBHOOKS,
+		            CFG_MAX_WEBHOOKS);
+	if (attr(p, n, "url") == NULL)
+		return fail(p, n,
+		            "missing attribute url; accepted: https://host/path (or http://)");
+	c->webhooks = xreallocarray(c->webhooks, c->n_webhooks + 1, sizeof(*c->webhooks));
+	h = &c->webhooks[c->n_webhooks];
+	*h = (struct cfg_webhook){.retry_for_usec = WEBHOOK_RETRY_FOR_DEFAULT};
+	p->hook_nodes[c->n_webhooks] = n;
+	p->hook_secret_src[c->n_webhooks] = (struct secret_src){0};
+	c->n_webhooks++;
+	rc = get_url(p, n, "url", &h->url);
+	if (rc != 0)
+		return rc;
+	/* The store keeps one cursor per URL: two targets with one URL would share it. */
+	for (size_t i = 0; i + 1 < c->n_webhooks; i++) {
+		if (strcmp(c->webhooks[i].url, h->url) == 0)
+			return fail_attr(p, n, "url", h->url, "given twice (first at line %ld)",
+			                 line_of(p->hook_nodes[i]));
+	}
+	rc = get_secret(p, n, "secret", "secret_file", "secret_env",
+	                &p->hook_secret_src[c->n_webhooks - 1]);
+	if (rc == 0)
+		rc = get_path(p, n, "ca_file", &h->ca_file);
+	if (rc != 0)
+		return rc;
+	v = attr(p, n, "retry_for");
+	if (v == NULL)
+		return 0;
+	if (parse_duration(v, &h->retry_for_usec, &why) != 0)
+		return fail_attr(p, n, "retry_for", v, "%s", why);
+	format_duration(WEBHOOK_RETRY_FOR_MIN, lo, sizeof(lo));
+	format_duration(WEBHOOK_RETRY_FOR_MAX, hi, sizeof(hi));
+	if (h->retry_for_usec < WEBHOOK_RETRY_FOR_MIN || h->retry_for_usec > WEBHOOK_RETRY_FOR_MAX)
+		return fail_attr(p, n, "retry_for", v, "out of range; accepted: %s to %s", lo, hi);
+	return 0;
+}
+
+static int el_webhooks(struct parser *p, xmlNode *n)
+{
+	static const char *const known[] = {NULL};
+	static const struct child kids[] = {
+		{"webhook", el_webhook, true},
+	};
+
+	check_attrs(p, n, known);
+	return WALK(p, n, kids);
+}
+
+/* Reads each webhook's secret, after the whole document was checked. */
+static int read_webhook_secrets(struct parser *p)
+{
+	for (size_t i = 0; i < p->cfg->n_webhooks && !p->offline; i++) {
+		const struct secret_src *src = &p->hook_secret_src[i];
+		char **dst = &p->cfg->webhooks[i].secret;
+		int rc;
+
+		if (src->attr == NULL)
+			continue;
+		rc = src->is_file
+		             ? read_secret_file(p, p->hook_nodes[i], src->attr, src->value, dst)
+		             : read_secret_env(p, p->hook_nodes[i], src->attr, src->value, dst);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
 /* -- presence ------------------------------------------------------------------------------ */
 
 /* <tentative>, <busy>, <oof>, <working_elsewhere>: count, profile, forward. */
@@ -1260,7 +1355,6 @@ static int el_presence(struct parser *p, xmlNode *n)
 
 static int el_calsync(struct parser *p, xmlNode *n)
 {
-	/* Issue 5 will add <webhooks> here. */
 	static const char *const known[] = {NULL};
 	static const struct child kids[] = {
 		{"api", el_api, false},
@@ -1274,6 +1368,7 @@ static int el_calsync(struct parser *p, xmlNode *n)
 		{"store", el_store, false},
 		{"presence", el_presence, false},
 		{"output", el_output, false},
+		{"webhooks", el_webhooks, false},
 	};
 
 	check_attrs(p, n, known);
@@ -1311,6 +1406,9 @@ static int validate(struct parser *p)
 		if (rc != 0)
 			return rc;
 	}
+	rc = read_webhook_secrets(p);
+	if (rc != 0)
+		return rc;
 	if (p->account == NULL)
 		return 0;
 	if ((c->auth == EWS_AUTH_BASIC || c->auth == EWS_AUTH_NTLM) &&
@@ -1504,6 +1602,12 @@ void cfg_free(struct cfg *cfg)
 	wipe_free(cfg->api_token);
 	free(cfg->api_tls_cert);
 	free(cfg->api_tls_key);
+	for (size_t i = 0; i < cfg->n_webhooks; i++) {
+		free(cfg->webhooks[i].url);
+		wipe_free(cfg->webhooks[i].secret);
+		free(cfg->webhooks[i].ca_file);
+	}
+	free(cfg->webhooks);
 	for (size_t v = 0; v <= CAL_FB_NO_DATA; v++) {
 		free(cfg->presence.state[v].name);
 		free(cfg->presence.state[v].forward);

@@ -41,6 +41,9 @@ struct err;
 /* Most category profiles. */
 #define CFG_MAX_CATEGORIES 256u
 
+/* Most <webhook> targets: each has its own delivery state and cursor in the store. */
+#define CFG_MAX_WEBHOOKS 16u
+
 /* The HTTP API's default address: loopback only. */
 #define CFG_DEFAULT_API_HOST "127.0.0.1"
 #define CFG_DEFAULT_API_PORT 8745u
@@ -77,6 +80,14 @@ struct cfg_presence {
 	/* Extra profiles that an appointment selects by an Outlook category equal to their name. */
 	struct cfg_profile *categories;
 	size_t n_categories;
+};
+
+/* <webhook>: a URL that receives every presence change as a JSON POST (docs/webhooks.md). */
+struct cfg_webhook {
+	char *url;              /* http:// or https:// */
+	char *secret;           /* HMAC-SHA256 key, or NULL: no signature; wiped by cfg_free() */
+	char *ca_file;          /* NULL: the system's trust store */
+	int64_t retry_for_usec; /* an event undelivered for this long is given up */
 };
 
 /*
@@ -123,6 +134,9 @@ struct cfg {
 	char *api_tls_cert; /* PEM files; both or neither */
 	char *api_tls_key;
 	int64_t api_ready_live; /* /readyz wants at least this percentage of mailboxes live */
+
+	struct cfg_webhook *webhooks; /* <webhooks>, in file order; NULL when n_webhooks is 0 */
+	size_t n_webhooks;
 	struct cfg_presence presence;
 };
 

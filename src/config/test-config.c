@@ -345,7 +345,7 @@ TEST(unknown_elements_and_attributes_warn)
 		"  <calendar_sync>\n"
 		"    <exchange><events><advise Object=\"EwsPull\" Interval=\"5\"/></events>\n"
 		"    <server/></exchange>\n"
-		"    <calsync><window ahead=\"7d\" behind=\"1d\"/><webhooks/></calsync>\n"
+		"    <calsync><window ahead=\"7d\" behind=\"1d\"/><plugins/></calsync>\n"
 		"  </calendar_sync>\n"
 		"</configuration>\n";
 	struct cfg_warnings w = {0};
@@ -365,7 +365,7 @@ TEST(unknown_elements_and_attributes_warn)
 		CHECK_STREQ(w.lines[3],
 		            "calsync.xml:6: unknown attribute behind of <window>, ignored");
 		CHECK_STREQ(w.lines[4],
-		            "calsync.xml:6: unknown element <webhooks> in <calsync>, ignored");
+		            "calsync.xml:6: unknown element <plugins> in <calsync>, ignored");
 	}
 	cfg_free(cfg);
 	cfg_warnings_clear(&w);
@@ -495,6 +495,89 @@ TEST(secret_and_mailbox_files)
 	CHECK(contains(err.msg, "calsync.xml:2: <account password_file=\"pw2\">: must hold the "
 	                        "secret on one line"));
 	CHECK(!contains(err.msg, "p4ss"));
+	scratch_done(&s);
+}
+
+TEST(webhooks)
+{
+	struct scratch s = {0};
+	struct cfg_warnings w = {0};
+	struct err err = {0};
+	struct cfg *cfg = NULL;
+	struct buf b;
+	const char *xml;
+	char *many;
+	struct cfg_parse_opts o = {.name = "calsync.xml"};
+	const char *ok = "<configuration><calendar_sync><calsync>\n"
+			 "<webhooks>\n"
+			 "<webhook url='https://hooks.example/presence' secret_file='hook.key'\n"
+			 "         retry_for='3s' ca_file='hooks-ca.pem' colour='blue'/>\n"
+			 "<webhook url='http://127.0.0.1:9000/' secret_env='CALSYNC_TEST_HOOK'/>\n"
+			 "<webhook url='https://other.example/'/>\n"
+			 "</webhooks>\n"
+			 "</calsync></calendar_sync></configuration>";
+
+	(void)scratch_file(&s, "hook.key", "k3y\n", 0600);
+	o.base_dir = s.dir;
+	CHECK_EQ(setenv("CALSYNC_TEST_HOOK", "env-k3y", 1), 0);
+	CHECK_EQ(cfg_parse(ok, strlen(ok), &o, &cfg, &w, &err), 0);
+	CHECK(cfg != NULL && cfg->n_webhooks == 3);
+	if (cfg != NULL && cfg->n_webhooks == 3) {
+		char ca[600];
+
+		(void)snprintf(ca, sizeof(ca), "%s/hooks-ca.pem", s.dir);
+		CHECK_STREQ(cfg->webhooks[0].url, "https://hooks.example/presence");
+		CHECK_STREQ(cfg->webhooks[0].secret, "k3y");
+		CHECK_STREQ(cfg->webhooks[0].ca_file, ca);
+		CHECK_EQ(cfg->webhooks[0].retry_for_usec, 3 * USEC);
+		CHECK_STREQ(cfg->webhooks[1].url, "http://127.0.0.1:9000/");
+		CHECK_STREQ(cfg->webhooks[1].secret, "env-k3y");
+		CHECK(cfg->webhooks[1].ca_file == NULL);
+		CHECK_EQ(cfg->webhooks[1].retry_for_usec, 24 * 60 * MINUTE);
+		CHECK(cfg->webhooks[2].secret == NULL);
+	}
+	CHECK_EQ(w.n, 1);
+	if (w.n == 1)
+		CHECK_STREQ(w.lines[0],
+		            "calsync.xml:4: unknown attribute colour of <webhook>, ignored");
+	cfg_free(cfg);
+	cfg_warnings_clear(&w);
+	cfg = NULL;
+	/* No <webhooks>, or an empty one: none. */
+	CHECK_EQ(parse("<configuration><calendar_sync><calsync><webhooks/></calsync>"
+	               "</calendar_sync></configuration>",
+	               false, &cfg, NULL, &err),
+	         0);
+	CHECK(cfg != NULL && cfg->n_webhooks == 0 && cfg->webhooks == NULL);
+	cfg_free(cfg);
+	cfg = NULL;
+	/* Offline (the fuzzer) reads no secret. */
+	CHECK_EQ(parse("<configuration><calendar_sync><calsync><webhooks><webhook "
+	               "url='https://a.example/' secret_file='/nonexistent'/></webhooks></calsync>"
+	               "</calendar_sync></configuration>",
+	               true, &cfg, NULL, &err),
+	         0);
+	CHECK(cfg != NULL && cfg->n_webhooks == 1 && cfg->webhooks[0].secret == NULL);
+	cfg_free(cfg);
+	cfg = NULL;
+	/* At most CFG_MAX_WEBHOOKS. */
+	buf_init(&b, 1u << 20);
+	xml = "<configuration><calendar_sync><calsync><webhooks>\n";
+	CHECK_EQ(buf_append(&b, xml, strlen(xml), NULL), 0);
+	for (unsigned i = 0; i <= CFG_MAX_WEBHOOKS; i++) {
+		char line[64];
+		int len =
+			snprintf(line, sizeof(line), "<webhook url='https://h%u.example/'/>\n", i);
+
+		CHECK_EQ(buf_append(&b, line, (size_t)len, NULL), 0);
+	}
+	xml = "</webhooks></calsync></calendar_sync></configuration>";
+	CHECK_EQ(buf_append(&b, xml, strlen(xml) + 1, NULL), 0);
+	many = buf_take(&b);
+	CHECK_EQ(parse(many, false, &cfg, NULL, &err), -EINVAL);
+	CHECK(contains(err.msg, "calsync.xml:18: <webhook>: more than 16 webhooks"));
+	free(many);
+	CHECK_EQ(unsetenv("CALSYNC_TEST_HOOK"), 0);
 	scratch_done(&s);
 }
 
@@ -774,6 +857,47 @@ static const struct bad bad_cases[] = {
          "calsync.xml:2: <api>: give both tls_cert and tls_key, or neither", NULL},
 	{"api_ready_live_too_high", OWN("<api ready_live='101'/>"),
          "calsync.xml:2: <api ready_live=\"101\">: out of range; accepted: 0 to 100", NULL},
+	{"webhook_without_url", OWN("<webhooks><webhook secret_env='X'/></webhooks>"),
+         "calsync.xml:2: <webhook>: missing attribute url", NULL},
+	{"webhook_bad_url", OWN("<webhooks><webhook url='ftp://hook.example/'/></webhooks>"),
+         "calsync.xml:2: <webhook url=\"ftp://hook.example/\">: not a URL", NULL},
+	{"webhook_url_twice",
+         OWN("<webhooks><webhook url='https://h.example/a'/>\n"
+             "<webhook url='https://h.example/a'/></webhooks>"),
+         "calsync.xml:3: <webhook url=\"https://h.example/a\">: given twice (first at line 2)",
+         NULL},
+	{"webhook_inline_secret",
+         OWN("<webhooks><webhook url='https://h.example/' secret='hunter2'/></webhooks>"),
+         "calsync.xml:2: <webhook>: an inline secret is refused", "secret_env=\"CALSYNC_SECRET\""},
+	{"webhook_secret_file_and_env",
+         OWN("<webhooks><webhook url='https://h.example/' secret_file='s' "
+             "secret_env='S'/></webhooks>"),
+         "calsync.xml:2: <webhook>: give one of secret_file and secret_env", NULL},
+	{"webhook_secret_env_unset",
+         OWN("<webhooks><webhook url='https://h.example/' "
+             "secret_env='CALSYNC_TEST_UNSET_VARIABLE'/></webhooks>"),
+         "calsync.xml:2: <webhook secret_env=\"CALSYNC_TEST_UNSET_VARIABLE\">: the environment "
+         "variable is not set",
+         NULL},
+	{"webhook_secret_file_missing",
+         OWN("<webhooks><webhook url='https://h.example/' "
+             "secret_file='/nonexistent/s'/></webhooks>"),
+         "calsync.xml:2: <webhook secret_file=\"/nonexistent/s\">: cannot read /nonexistent/s",
+         NULL},
+	{"webhook_retry_for_no_unit",
+         OWN("<webhooks><webhook url='https://h.example/' retry_for='10'/></webhooks>"),
+         "calsync.xml:2: <webhook retry_for=\"10\">: a duration needs a unit", NULL},
+	{"webhook_retry_for_zero",
+         OWN("<webhooks><webhook url='https://h.example/' retry_for='0s'/></webhooks>"),
+         "calsync.xml:2: <webhook retry_for=\"0s\">: out of range; accepted: 1s to 30d", NULL},
+	{"webhook_retry_for_too_long",
+         OWN("<webhooks><webhook url='https://h.example/' retry_for='31d'/></webhooks>"),
+         "calsync.xml:2: <webhook retry_for=\"31d\">: out of range; accepted: 1s to 30d", NULL},
+	{"webhook_empty_ca_file",
+         OWN("<webhooks><webhook url='https://h.example/' ca_file=''/></webhooks>"),
+         "calsync.xml:2: <webhook ca_file=\"\">: must not be empty", NULL},
+	{"webhooks_twice", OWN("<webhooks/>\n<webhooks/>"),
+         "calsync.xml:3: <webhooks>: given twice (first at line 2)", NULL},
 	{"store_empty_path", OWN("<store path=''/>"),
          "calsync.xml:2: <store path=\"\">: must not be empty", NULL},
 };
@@ -814,6 +938,7 @@ int main(void)
 	RUN(warnings_are_capped);
 	RUN(insecure_tls_warns);
 	RUN(secret_and_mailbox_files);
+	RUN(webhooks);
 	RUN(bad_address_in_mailbox_file_names_its_line);
 	RUN(load_errors);
 	RUN(offline_reads_no_files);

@@ -169,12 +169,12 @@ def test_check_config_good(calsync_bin, tmp_path):
 
 
 def test_check_config_warnings_go_to_stderr(calsync_bin, tmp_path):
-    config = GOOD.replace("<store path", "<webhooks url=\"http://127.0.0.1:1/\"/>\n      <store path")
+    config = GOOD.replace("<store path", "<plugins url=\"http://127.0.0.1:1/\"/>\n      <store path")
     mailboxes = MAILBOXES + "USER00001@contoso.example\n"
     path = write_files(tmp_path, config, mailboxes)
     p = run(calsync_bin, ["run", "-c", path, "--check-config"], tmp_path)
     err = p.stderr.decode()
     assert p.returncode == 0, err
     assert len(p.stdout.decode().splitlines()) == 1
-    assert "calsync.xml:%d" % line_of(config, "<webhooks") in err and "webhooks" in err, err
+    assert "calsync.xml:%d" % line_of(config, "<plugins") in err and "plugins" in err, err
     assert "mailboxes.txt:5" in err, err  # the duplicate, compared without case
