@@ -15,6 +15,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "api/api.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "config/config.h"
@@ -35,6 +36,7 @@ struct run {
 	struct store *store;
 	struct sync_output *out;
 	struct sync_engine *engine;
+	struct api *api; /* NULL when <api enabled="false"> */
 	bool stopping;
 	int status;
 };
@@ -109,6 +111,70 @@ static void apply_test_clock(struct run *r)
 	log_info("test clock: offset %lld s%s", (long long)offset, is_frozen ? ", frozen" : "");
 }
 
+/* The engine stored a presence change: event streams read it now. The engine has one hook;
+ * this is it, for every consumer. */
+static void on_change(void *ctx, int64_t id)
+{
+	struct run *r = ctx;
+
+	if (r->api != NULL)
+		api_wake(r->api);
+}
+
+static bool str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
+}
+
+/* The API is started once; a reload that changes <api> says that it needs a restart. */
+static void warn_api_reload(const struct cfg *old, const struct cfg *new)
+{
+	if (old->api_enabled != new->api_enabled || str_differs(old->api_host, new->api_host) ||
+	    old->api_port != new->api_port || str_differs(old->api_token, new->api_token) ||
+	    str_differs(old->api_tls_cert, new->api_tls_cert) ||
+	    str_differs(old->api_tls_key, new->api_tls_key) ||
+	    old->api_ready_live != new->api_ready_live)
+		log_warn("api: <api> changed; the running API keeps its settings until a restart");
+}
+
+/* Starts the HTTP API when configured, and logs where it listens. 0 or -1 (printed). */
+static int start_api(struct run *r)
+{
+	const struct cfg *c = r->cfg;
+	const char *ka = getenv("CALSYNC_TEST_SSE_KEEPALIVE_MS");
+	bool v6 = strchr(c->api_host, ':') != NULL;
+	struct api_opts o = {
+		.host = c->api_host,
+		.port = c->api_port,
+		.token = c->api_token,
+		.tls_cert = c->api_tls_cert,
+		.tls_key = c->api_tls_key,
+		.ready_live = (unsigned)c->api_ready_live,
+		.store_path = c->store_path,
+		.engine = r->engine,
+	};
+	struct err err = {0};
+
+	if (!c->api_enabled)
+		return 0;
+	/* For tests only (docs/api.md): a shorter keep-alive than 15 s. */
+	if (ka != NULL && ka[0] != '\0') {
+		char *end;
+		long long ms = strtoll(ka, &end, 10);
+
+		if (*end == '\0' && ms > 0 && ms <= 3600000)
+			o.keepalive_usec = ms * 1000;
+	}
+	if (api_start(&o, &r->api, &err) < 0) {
+		fprintf(stderr, "calsync: %s\n", err.msg);
+		return -1;
+	}
+	log_info("api: listening on http%s://%s%s%s:%u%s", c->api_tls_cert ? "s" : "",
+	         v6 ? "[" : "", c->api_host, v6 ? "]" : "", api_port(r->api),
+	         c->api_token ? "" : " (no token: read-only)");
+	return 0;
+}
+
 static void stopped(void *ctx)
 {
 	struct run *r = ctx;
@@ -147,6 +213,7 @@ static void on_signal(uv_signal_t *h, int signum)
 			cfg_free(cfg);
 			return;
 		}
+		warn_api_reload(r->cfg, cfg);
 		cfg_free(r->cfg);
 		r->cfg = cfg;
 		if (output_reopen(r->out, &err) < 0)
@@ -221,6 +288,11 @@ static int run_daemon(struct run *r)
 		r->status = EXIT_FAILURE;
 		goto out;
 	}
+	if (start_api(r) < 0) {
+		r->status = EXIT_FAILURE;
+		goto out;
+	}
+	sync_engine_set_change_hook(r->engine, on_change, r);
 	apply_test_clock(r);
 	rc = sync_engine_start(r->engine, &err);
 	if (rc < 0) {
@@ -233,6 +305,12 @@ static int run_daemon(struct run *r)
 	uv_run(&r->loop, UV_RUN_DEFAULT);
 	r->status = 0;
 out:
+	/* The loop has stopped: no change hook runs any more, and a request waiting in
+	 * sync_engine_command gets its answer (or its time-out) before api_stop returns. */
+	if (r->engine != NULL)
+		sync_engine_set_change_hook(r->engine, NULL, NULL);
+	api_stop(r->api);
+	r->api = NULL;
 	sync_engine_free(r->engine);
 	r->engine = NULL;
 	uv_walk(&r->loop, close_walk, NULL);

@@ -2373,6 +2373,7 @@ int sync_engine_start(struct sync_engine *e, struct err *err)
 	e->started = true;
 	arm_day_timer(e);
 	uv_timer_start(&e->stats_timer, on_stats_timer, 1000, 1000);
+	publish_stats(e); /* readers see the mailbox counts at once, not after a second */
 	for (size_t i = 0; i < e->n_mbs; i++)
 		mb_kick(e->mbs[i]);
 	/* Stored streaming subscriptions are tried right away. */

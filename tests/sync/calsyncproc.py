@@ -52,8 +52,15 @@ def xml_attr(v):
 
 def make_config(sim, *, mode="stream", autodiscover=False, auth="ntlm", mailbox_file="mailboxes.txt",
                 sync=None, window=None, presence=None, store="calsync.db", output="presence.jsonl",
-                extra=""):
-    """The text of a CalendarSyncExchange.config.xml that points calsync at sim."""
+                extra="", api=None):
+    """The text of a CalendarSyncExchange.config.xml that points calsync at sim.
+
+    api: the <api> element; None gives the API a free port (the default 8745 would make
+    daemons that run at the same time collide), "" leaves <api> out. An <api> in extra wins."""
+    if api is None:
+        api = '<api listen="127.0.0.1:0"/>'
+    if "<api" in extra:
+        api = ""
     obj = {"stream": "EwsStream", "pull": "EwsPull"}[mode]
     if autodiscover:
         server = '<autodiscover url="%s"/>' % xml_attr(sim.info["autodiscover"])
@@ -83,6 +90,7 @@ def make_config(sim, *, mode="stream", autodiscover=False, auth="ntlm", mailbox_
         "      " + (presence or ""),
         '      <store path="%s"/>' % xml_attr(store),
         '      <output path="%s"/>' % xml_attr(output),
+        "      " + api,
         "      " + extra,
         "    </calsync>",
         "  </calendar_sync>",

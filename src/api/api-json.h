@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * api-json.h: the JSON the HTTP API answers with (docs/api.md), built with jansson from store
+ * rows. Pure. Every builder returns a new reference the caller owns; a string that is not valid
+ * UTF-8 (the store's strings come from XML, so it never is) becomes null, never invalid JSON.
+ */
+#pragma once
+
+#include <stdint.h>
+
+#include "base/compat.h"
+
+struct buf;
+struct cal_occurrence;
+struct err;
+struct store_mailbox;
+struct store_presence;
+struct store_presence_event;
+struct json_t;
+
+/* utc as "YYYY-MM-DDTHH:MM:SSZ", or null for 0 (the store's "none") or an instant outside years
+ * 1 to 9999. */
+struct json_t *api_json_time(int64_t utc);
+
+/*
+ * {"state", "profile", "forward", "subject", "since", "until", "next_change", "updated"}; p NULL
+ * (no presence stored yet) gives every key null. The subject is already "private" for private
+ * items in the store.
+ */
+struct json_t *api_json_presence(const struct store_presence *p);
+
+/* {"smtp", "state", "parked_reason", "last_refresh", "window": {"start", "end"} or null,
+ * "by_api", "presence": api_json_presence(p) or null when p is NULL}. */
+struct json_t *api_json_user(const struct store_mailbox *mb, const struct store_presence *p);
+
+/*
+ * One agenda entry: {"id", "start", "end", "all_day", "free_busy", "type", "cancelled",
+ * "private"} and, only when the occurrence is not private, "subject", "location", "organizer"
+ * and "categories". A private item never carries its subject, location, organizer or categories.
+ */
+struct json_t *api_json_occurrence(const struct cal_occurrence *o);
+
+/* One presence change as docs/output.md writes it: {"id", "time", "user", "state", "profile",
+ * "forward", "subject", "since", "until", "reason"} in that order. */
+struct json_t *api_json_event(const struct store_presence_event *ev);
+
+/*
+ * Appends one Server-Sent Event for ev to out: "id: N\nevent: presence\ndata: {...}\n\n" with
+ * the compact JSON of api_json_event. 0, or -EMSGSIZE when out is full (out unchanged), or
+ * -ENOMEM when the JSON cannot be built.
+ */
+ATTR_NODISCARD int api_sse_append_event(struct buf *out, const struct store_presence_event *ev,
+                                        struct err *err);

@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: MIT */
+/* test-api-metrics.c: the Prometheus page of GET /metrics from a known stats struct. */
+#include "api/api-metrics.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "harness.h"
+#include "sync/engine.h"
+
+static bool has_line(const char *page, const char *line)
+{
+	size_t n = strlen(line);
+
+	for (const char *p = page; (p = strstr(p, line)) != NULL; p++) {
+		if ((p == page || p[-1] == '\n') && p[n] == '\n')
+			return true;
+	}
+	return false;
+}
+
+static void fill(struct sync_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->mailboxes = 10;
+	st->unresolved = 1;
+	st->syncing = 2;
+	st->live = 6;
+	st->parked = 1;
+	st->groups = 1;
+	st->streams_open = 1;
+	st->in_flight = 3;
+	st->queued = 4;
+	st->backing_off = 5;
+	st->streams_backing_off = 0;
+	st->throttled = 7;
+	st->refreshes = 12;
+	st->presence_changes = 9;
+	st->ops[SYNC_OP_FIND_ITEM].ok = 12;
+	st->ops[SYNC_OP_FIND_ITEM].error = 1;
+	st->ops[SYNC_OP_FIND_ITEM].latency_count = 13;
+	st->ops[SYNC_OP_FIND_ITEM].latency_sum = 1.5;
+	for (int b = 0; b < SYNC_LATENCY_BUCKETS; b++)
+		st->ops[SYNC_OP_FIND_ITEM].latency_le[b] = b < 3 ? (uint64_t)b * 4 : 13;
+}
+
+TEST(formats_every_metric)
+{
+	struct sync_stats st;
+	struct api_metrics_in in = {
+		.stats = &st, .subs_streaming = 6, .subs_pull = 0, .sse_clients = 2};
+	struct buf b;
+	char line[256];
+
+	fill(&st);
+	buf_init(&b, API_MAX_METRICS);
+	CHECK_EQ(api_metrics_format(&in, &b, NULL), 0);
+	CHECK(has_line(b.data, "# TYPE calsync_mailboxes gauge"));
+	CHECK(has_line(b.data, "calsync_mailboxes{state=\"live\"} 6"));
+	CHECK(has_line(b.data, "calsync_mailboxes{state=\"parked\"} 1"));
+	CHECK(has_line(b.data, "calsync_mailboxes{state=\"syncing\"} 2"));
+	CHECK(has_line(b.data, "calsync_mailboxes{state=\"unresolved\"} 1"));
+	CHECK(has_line(b.data, "calsync_subscriptions{kind=\"streaming\"} 6"));
+	CHECK(has_line(b.data, "calsync_subscriptions{kind=\"pull\"} 0"));
+	CHECK(has_line(b.data, "calsync_streaming_connections 1"));
+	CHECK(has_line(b.data, "calsync_refresh_queue_depth 4"));
+	CHECK(has_line(b.data, "calsync_mailboxes_backing_off 5"));
+	CHECK(has_line(b.data, "calsync_streaming_groups_backing_off 0"));
+	CHECK(has_line(b.data, "calsync_ews_throttled_total 7"));
+	CHECK(has_line(b.data, "calsync_presence_changes_total 9"));
+	CHECK(has_line(b.data, "calsync_sse_clients 2"));
+	CHECK(has_line(b.data, "# TYPE calsync_ews_requests_total counter"));
+	CHECK(has_line(b.data,
+	               "calsync_ews_requests_total{operation=\"FindItem\",result=\"ok\"} 12"));
+	CHECK(has_line(b.data,
+	               "calsync_ews_requests_total{operation=\"FindItem\",result=\"error\"} 1"));
+	CHECK(has_line(b.data,
+	               "calsync_ews_requests_total{operation=\"Subscribe\",result=\"ok\"} 0"));
+	CHECK(has_line(b.data, "# TYPE calsync_ews_request_duration_seconds histogram"));
+	snprintf(line, sizeof(line),
+	         "calsync_ews_request_duration_seconds_bucket{operation=\"FindItem\",le=\"%g\"} 4",
+	         sync_latency_bounds[1]);
+	CHECK(has_line(b.data, line));
+	CHECK(has_line(
+		b.data,
+		"calsync_ews_request_duration_seconds_bucket{operation=\"FindItem\",le=\"+Inf\"} 13"));
+	CHECK(has_line(b.data,
+	               "calsync_ews_request_duration_seconds_sum{operation=\"FindItem\"} 1.5"));
+	CHECK(has_line(b.data,
+	               "calsync_ews_request_duration_seconds_count{operation=\"FindItem\"} 13"));
+	/* Every operation has its histogram. */
+	for (int op = 0; op < SYNC_OP_COUNT; op++) {
+		snprintf(line, sizeof(line),
+		         "calsync_ews_request_duration_seconds_count{operation=\"%s\"} %d",
+		         sync_op_name((enum sync_op)op), op == SYNC_OP_FIND_ITEM ? 13 : 0);
+		CHECK(has_line(b.data, line));
+	}
+	/* No placeholders: nothing about webhooks yet. */
+	CHECK(strstr(b.data, "webhook") == NULL);
+	CHECK(b.data[b.len - 1] == '\n');
+	buf_free(&b);
+}
+
+TEST(every_line_is_a_comment_or_a_sample)
+{
+	struct sync_stats st;
+	struct api_metrics_in in = {.stats = &st};
+	struct buf b;
+	const char *p;
+
+	fill(&st);
+	buf_init(&b, API_MAX_METRICS);
+	CHECK_EQ(api_metrics_format(&in, &b, NULL), 0);
+	for (p = b.data; *p != '\0';) {
+		const char *nl = strchr(p, '\n');
+		const char *sp;
+
+		CHECK(nl != NULL);
+		if (nl == NULL)
+			break;
+		if (*p != '#') {
+			CHECK(strncmp(p, "calsync_", 8) == 0);
+			sp = memchr(p, ' ', (size_t)(nl - p));
+			CHECK(sp != NULL && sp + 1 < nl);
+		}
+		p = nl + 1;
+	}
+	buf_free(&b);
+}
+
+TEST(too_small_buffer_fails_cleanly)
+{
+	struct sync_stats st;
+	struct api_metrics_in in = {.stats = &st};
+	struct buf b;
+
+	fill(&st);
+	buf_init(&b, 100);
+	CHECK_EQ(api_metrics_format(&in, &b, NULL), -EMSGSIZE);
+	CHECK(b.len <= 100);
+	buf_free(&b);
+}
+
+int main(void)
+{
+	RUN(formats_every_metric);
+	RUN(every_line_is_a_comment_or_a_sample);
+	RUN(too_small_buffer_fails_cleanly);
+	return harness_done();
+}
