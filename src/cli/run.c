@@ -22,6 +22,7 @@
 #include "store/store.h"
 #include "sync/engine.h"
 #include "sync/output.h"
+#include "webhook/webhook.h"
 
 #define EXIT_CONFIG 2
 
@@ -36,7 +37,8 @@ struct run {
 	struct store *store;
 	struct sync_output *out;
 	struct sync_engine *engine;
-	struct api *api; /* NULL when <api enabled="false"> */
+	struct api *api;         /* NULL when <api enabled="false"> */
+	struct webhook *webhook; /* NULL without <webhook> targets */
 	bool stopping;
 	int status;
 };
@@ -111,14 +113,15 @@ static void apply_test_clock(struct run *r)
 	log_info("test clock: offset %lld s%s", (long long)offset, is_frozen ? ", frozen" : "");
 }
 
-/* The engine stored a presence change: event streams read it now. The engine has one hook;
- * this is it, for every consumer. */
+/* The engine stored a presence change: event streams and webhook delivery read it now. The
+ * engine has one hook; this is it, for every consumer. */
 static void on_change(void *ctx, int64_t id)
 {
 	struct run *r = ctx;
 
 	if (r->api != NULL)
 		api_wake(r->api);
+	webhook_wake(r->webhook);
 }
 
 static bool str_differs(const char *a, const char *b)
@@ -175,6 +178,46 @@ static int start_api(struct run *r)
 	return 0;
 }
 
+static bool webhook_differs(const struct cfg_webhook *a, const struct cfg_webhook *b)
+{
+	return strcmp(a->url, b->url) != 0 || str_differs(a->secret, b->secret) ||
+	       str_differs(a->ca_file, b->ca_file) || a->retry_for_usec != b->retry_for_usec;
+}
+
+/* The webhook targets are set at start; a reload that changes them says so. */
+static void warn_webhooks_reload(const struct cfg *old, const struct cfg *new)
+{
+	bool changed = old->n_webhooks != new->n_webhooks;
+
+	for (size_t i = 0; !changed && i < old->n_webhooks; i++)
+		changed = webhook_differs(&old->webhooks[i], &new->webhooks[i]);
+	if (changed)
+		log_warn("webhook: <webhooks> changed; delivery keeps the old targets until a "
+		         "restart");
+}
+
+/* Starts webhook delivery when targets are configured. 0 or -1 (printed). */
+static int start_webhooks(struct run *r)
+{
+	const struct cfg *c = r->cfg;
+	struct webhook_opts o = {
+		.store_path = c->store_path,
+		.targets = c->webhooks,
+		.n_targets = c->n_webhooks,
+	};
+	struct err err = {0};
+
+	if (c->n_webhooks == 0)
+		return 0;
+	if (webhook_start(&o, &r->webhook, &err) < 0) {
+		fprintf(stderr, "calsync: %s\n", err.msg);
+		return -1;
+	}
+	log_info("webhook: delivering presence changes to %zu target%s", c->n_webhooks,
+	         c->n_webhooks == 1 ? "" : "s");
+	return 0;
+}
+
 static void stopped(void *ctx)
 {
 	struct run *r = ctx;
@@ -214,6 +257,7 @@ static void on_signal(uv_signal_t *h, int signum)
 			return;
 		}
 		warn_api_reload(r->cfg, cfg);
+		warn_webhooks_reload(r->cfg, cfg);
 		cfg_free(r->cfg);
 		r->cfg = cfg;
 		if (output_reopen(r->out, &err) < 0)
@@ -288,7 +332,7 @@ static int run_daemon(struct run *r)
 		r->status = EXIT_FAILURE;
 		goto out;
 	}
-	if (start_api(r) < 0) {
+	if (start_api(r) < 0 || start_webhooks(r) < 0) {
 		r->status = EXIT_FAILURE;
 		goto out;
 	}
@@ -311,6 +355,8 @@ out:
 		sync_engine_set_change_hook(r->engine, NULL, NULL);
 	api_stop(r->api);
 	r->api = NULL;
+	webhook_stop(r->webhook);
+	r->webhook = NULL;
 	sync_engine_free(r->engine);
 	r->engine = NULL;
 	uv_walk(&r->loop, close_walk, NULL);
