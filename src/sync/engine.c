@@ -220,6 +220,10 @@ struct sync_engine {
 	uv_async_t cmd_async;
 	uv_timer_t stats_timer;
 	struct sync_stats snapshot;
+	struct sync_group_info *snap_groups; /* published with the snapshot */
+	size_t n_snap_groups;
+	struct sync_error_info errors[SYNC_STATUS_ERRORS]; /* a ring, under lock */
+	size_t err_next, n_errors;
 	bool shut; /* commands refused */
 	void (*change_hook)(void *ctx, int64_t id);
 	void *change_ctx;
@@ -344,6 +348,24 @@ static const char *mb_url(const struct mb *mb)
 static uint64_t usec_to_ms(int64_t usec)
 {
 	return usec <= 0 ? 0 : (uint64_t)((usec + 999) / 1000);
+}
+
+/* Keeps the last SYNC_STATUS_ERRORS errors for `calsync status` (the log has them all). */
+static void record_error(struct sync_engine *e, const char *mailbox, const char *what,
+                         const char *message)
+{
+	struct sync_error_info *x;
+
+	pthread_mutex_lock(&e->lock);
+	x = &e->errors[e->err_next];
+	e->err_next = (e->err_next + 1) % SYNC_STATUS_ERRORS;
+	if (e->n_errors < SYNC_STATUS_ERRORS)
+		e->n_errors++;
+	x->time_utc = sync_engine_now_utc(e);
+	snprintf(x->mailbox, sizeof(x->mailbox), "%s", mailbox ? mailbox : "");
+	snprintf(x->what, sizeof(x->what), "%s", what);
+	snprintf(x->message, sizeof(x->message), "%s", message);
+	pthread_mutex_unlock(&e->lock);
 }
 
 /* ---- state counts and store state -------------------------------------------------- */
@@ -737,6 +759,12 @@ static void group_fail(struct group *g, bool reread, const char *why)
 
 	g->failures++;
 	delay = g->failures == 1 ? 0 : backoff_usec(e, g->failures - 1);
+	{
+		char what[64];
+
+		snprintf(what, sizeof(what), "stream %.56s", g->key);
+		record_error(e, NULL, what, why);
+	}
 	log_warn("stream %s (anchor %s): %s; reconnecting in %.1f s", g->key, g->anchor, why,
 	         (double)delay / 1e6);
 	if (reread)
@@ -1035,6 +1063,8 @@ static void mb_failed(struct mb *mb, enum action act, const struct verdict *v)
 	                                        "read", "GetEvents",    "Unsubscribe"};
 
 	mb->failures++;
+	if (!(v->cls == EWS_ERR_SUBSCRIPTION_LOST && (v->flags & EWS_ERRF_KEEP_SUBSCRIPTION)))
+		record_error(e, mb->smtp, act_names[act], v->msg);
 	switch (v->cls) {
 	case EWS_ERR_THROTTLED:
 		e->stats.throttled++;
@@ -2081,10 +2111,27 @@ static void publish_stats(struct sync_engine *e)
 		st.queued += e->mbs[i]->queued;
 		st.backing_off += e->mbs[i]->not_before_usec > now;
 	}
+	struct sync_group_info *gi = NULL;
+	size_t n = 0;
+
 	for (struct group *g = e->groups; g; g = g->next)
 		st.streams_backing_off += g->failures > 0 && g->cur == NULL;
+	if (e->stats.groups > 0)
+		gi = xcalloc(e->stats.groups, sizeof(*gi));
+	for (struct group *g = e->groups; g && n < e->stats.groups; g = g->next, n++) {
+		snprintf(gi[n].key, sizeof(gi[n].key), "%s", g->key);
+		snprintf(gi[n].anchor, sizeof(gi[n].anchor), "%s", g->anchor);
+		gi[n].members = g->n_members;
+		for (size_t i = 0; i < g->n_members; i++)
+			gi[n].subscribed += g->members[i]->sub_id != NULL;
+		gi[n].connected = g->cur != NULL && g->cur->connected;
+		gi[n].failures = g->failures;
+	}
 	pthread_mutex_lock(&e->lock);
 	e->snapshot = st;
+	free(e->snap_groups);
+	e->snap_groups = gi;
+	e->n_snap_groups = n;
 	pthread_mutex_unlock(&e->lock);
 }
 
@@ -2220,6 +2267,30 @@ int sync_engine_command(struct sync_engine *e, enum sync_cmd cmd, const char *sm
 	command_release(c);
 	pthread_mutex_unlock(&e->lock);
 	return rc;
+}
+
+void sync_engine_status(struct sync_engine *e, struct sync_status *out)
+{
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&e->lock);
+	out->stats = e->snapshot;
+	if (e->n_snap_groups > 0) {
+		out->groups = xcalloc(e->n_snap_groups, sizeof(*out->groups));
+		memcpy(out->groups, e->snap_groups, e->n_snap_groups * sizeof(*out->groups));
+		out->n_groups = e->n_snap_groups;
+	}
+	for (size_t i = 0; i < e->n_errors; i++) {
+		size_t k = (e->err_next + SYNC_STATUS_ERRORS - 1 - i) % SYNC_STATUS_ERRORS;
+
+		out->errors[out->n_errors++] = e->errors[k];
+	}
+	pthread_mutex_unlock(&e->lock);
+}
+
+void sync_status_clear(struct sync_status *st)
+{
+	free(st->groups);
+	memset(st, 0, sizeof(*st));
 }
 
 void sync_engine_stats_snapshot(struct sync_engine *e, struct sync_stats *out)
@@ -2478,6 +2549,7 @@ static void on_engine_handle_closed(uv_handle_t *h)
 	if (--e->handles_open == 0) {
 		pthread_cond_destroy(&e->cmd_done);
 		pthread_mutex_destroy(&e->lock);
+		free(e->snap_groups);
 		free(e);
 	}
 }

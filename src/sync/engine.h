@@ -15,6 +15,9 @@
 
 #include "base/compat.h"
 
+/* An SMTP address with its NUL, as the store bounds it (STORE_MAX_SMTP). */
+#define SYNC_SMTP_SIZE 321
+
 struct cfg;
 struct err;
 struct store;
@@ -159,6 +162,39 @@ ATTR_NODISCARD int sync_engine_command(struct sync_engine *e, enum sync_cmd cmd,
 /* Thread-safe: the stats as last published by the loop (every second, and after every
  * command). */
 void sync_engine_stats_snapshot(struct sync_engine *e, struct sync_stats *out);
+
+/* One streaming group as the loop last saw it (sync_engine_status). */
+struct sync_group_info {
+	char key[128]; /* GroupingInformation or EWS URL, cut to fit */
+	char anchor[SYNC_SMTP_SIZE];
+	size_t members;    /* mailboxes in the group */
+	size_t subscribed; /* of them with a subscription */
+	bool connected;    /* a GetStreamingEvents is open and its first status arrived */
+	unsigned failures; /* consecutive failed connections (0: healthy) */
+};
+
+/* One of the last errors the engine logged, newest first in sync_engine_status. */
+struct sync_error_info {
+	int64_t time_utc;
+	char mailbox[SYNC_SMTP_SIZE]; /* empty for a stream or the service account */
+	char what[64];                /* the operation or "stream <key>" */
+	char message[320];
+};
+
+#define SYNC_STATUS_ERRORS 20
+
+/* The engine's view for `calsync status` and GET /v1/status. */
+struct sync_status {
+	struct sync_stats stats;
+	struct sync_group_info *groups; /* owned; free with sync_status_clear */
+	size_t n_groups;
+	struct sync_error_info errors[SYNC_STATUS_ERRORS];
+	size_t n_errors;
+};
+
+/* Thread-safe: the groups and the last errors as last published (with the stats). */
+void sync_engine_status(struct sync_engine *e, struct sync_status *out);
+void sync_status_clear(struct sync_status *st);
 
 /* Loop thread: fn(ctx, id) is called on the loop after each presence change is stored, with
  * its event id (for waking Server-Sent Events clients and the webhook outbox). One hook. */
