@@ -29,6 +29,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 /* FNV-1a: uthash's default (Jenkins) falls through between switch labels, which our
  * warnings refuse; keys are short e-mail addresses, for which FNV is as good. */
 #define HASH_FUNCTION(keyptr, keylen, hashv) HASH_FNV(keyptr, keylen, hashv)
@@ -224,7 +225,9 @@ struct sync_engine {
 	size_t n_snap_groups;
 	struct sync_error_info errors[SYNC_STATUS_ERRORS]; /* a ring, under lock */
 	size_t err_next, n_errors;
-	bool shut; /* commands refused */
+	bool shut;             /* commands refused */
+	int64_t progress_usec; /* last progress line (0: none yet) */
+	size_t progress_live;
 	void (*change_hook)(void *ctx, int64_t id);
 	void *change_ctx;
 };
@@ -396,9 +399,11 @@ static void mb_set_state(struct mb *mb, enum store_mb_state st, const char *reas
 		log_err("store: %s: %s", mb->smtp, err.msg);
 	(*state_count(e, mb->state))--;
 	(*state_count(e, st))++;
-	if (mb->state != st)
-		log_info("%s: %s%s%s", mb->smtp, store_mb_state_name(st), reason ? ": " : "",
-		         reason ? reason : "");
+	/* Parking needs an admin; the rest is routine at 50,000 mailboxes (progress below). */
+	if (st == STORE_MB_PARKED)
+		log_warn("%s: parked: %s", mb->smtp, reason);
+	else if (mb->state != st)
+		log_debug("%s: %s", mb->smtp, store_mb_state_name(st));
 	mb->state = st;
 	if (st == STORE_MB_LIVE && e->stats.live == e->stats.mailboxes) {
 		if (!e->all_live_logged)
@@ -2135,9 +2140,42 @@ static void publish_stats(struct sync_engine *e)
 	pthread_mutex_unlock(&e->lock);
 }
 
+/*
+ * While mailboxes are still being synced (the first start, a reload that adds many), says how
+ * far it got: every 2 s on a terminal, every 10 s in a log.
+ */
+static void report_progress(struct sync_engine *e)
+{
+	const struct sync_stats *st = &e->stats;
+	int64_t now = clock_now_usec();
+	int64_t every = isatty(STDERR_FILENO) ? 2 * USEC_PER_SEC : 10 * USEC_PER_SEC;
+	size_t pending = st->syncing + st->unresolved;
+	double rate;
+
+	if (pending == 0 || !log_enabled(LOG_LEVEL_INFO)) {
+		e->progress_usec = 0;
+		return;
+	}
+	if (e->progress_usec == 0) {
+		e->progress_usec = now;
+		e->progress_live = st->live;
+		return;
+	}
+	if (now - e->progress_usec < every)
+		return;
+	rate = (double)(st->live - (st->live < e->progress_live ? st->live : e->progress_live)) /
+	       ((double)(now - e->progress_usec) / 1e6);
+	log_info("syncing: %zu of %zu mailboxes live, %zu syncing, %zu unresolved, %zu parked "
+	         "(%.0f/s)",
+	         st->live, st->mailboxes, st->syncing, st->unresolved, st->parked, rate);
+	e->progress_usec = now;
+	e->progress_live = st->live;
+}
+
 static void on_stats_timer(uv_timer_t *t)
 {
 	publish_stats(t->data);
+	report_progress(t->data);
 }
 
 /* Drops one reference; the caller holds e->lock. */
