@@ -22,11 +22,13 @@
 struct json_t;
 struct store;
 struct sync_engine;
+struct webhook;
 
 struct api {
 	struct MHD_Daemon *mhd;
 	struct sync_engine *engine;
-	char *token; /* NULL: none configured */
+	struct webhook *webhook; /* NULL: no webhooks */
+	char *token;             /* NULL: none configured */
 	size_t token_len;
 	unsigned ready_live;
 	int64_t keepalive_usec;
@@ -77,3 +79,4 @@ enum MHD_Result api_user_add(struct api *a, struct MHD_Connection *c, const stru
 enum MHD_Result api_user_remove(struct api *a, struct MHD_Connection *c, const struct api_route *r);
 enum MHD_Result api_user_resync(struct api *a, struct MHD_Connection *c, const struct api_route *r);
 enum MHD_Result api_events(struct api *a, struct MHD_Connection *c);
+enum MHD_Result api_status(struct api *a, struct MHD_Connection *c);

@@ -6,10 +6,12 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "base/buf.h"
 #include "base/err.h"
 #include "sync/engine.h"
+#include "webhook/webhook.h"
 
 struct page {
 	struct buf *out;
@@ -22,7 +24,7 @@ ATTR_PRINTF(2, 3)
 
 static void put(struct page *pg, const char *fmt, ...)
 {
-	char line[512];
+	char line[1024];
 	va_list ap;
 	int n;
 
@@ -31,7 +33,8 @@ static void put(struct page *pg, const char *fmt, ...)
 	va_start(ap, fmt);
 	n = vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	/* Every line is a metric name, fixed labels and a number: far below the buffer. */
+	/* Every line is a metric name, fixed labels (a URL label of at most twice
+	 * API_MAX_URL_LABEL escaped) and a number: below the buffer. */
 	if (n < 0 || (size_t)n >= sizeof(line)) {
 		pg->rc = err_set(pg->err, -EMSGSIZE, "metrics: line too long");
 		return;
@@ -54,6 +57,126 @@ static void counter(struct page *pg, const char *name, const char *help, uint64_
 {
 	head(pg, name, "counter", help);
 	put(pg, "%s %" PRIu64 "\n", name, v);
+}
+
+void api_url_label(const char *url, char *out, size_t size)
+{
+	const char *scheme_end = strstr(url, "://");
+	const char *host = scheme_end != NULL ? scheme_end + 3 : url;
+	const char *auth_end = host + strcspn(host, "/?#");
+	const char *at = NULL, *rest, *end;
+	size_t o = 0, n;
+
+	if (size == 0)
+		return;
+	for (const char *p = host; p < auth_end; p++) {
+		if (*p == '@')
+			at = p;
+	}
+	rest = at != NULL ? at + 1 : host;
+	end = rest + strcspn(rest, "?#");
+	/* scheme:// then the host and path without the user info. */
+	n = (size_t)(host - url);
+	if (n > size - 1)
+		n = size - 1;
+	memcpy(out, url, n);
+	o = n;
+	n = (size_t)(end - rest);
+	if (n > size - 1 - o)
+		n = size - 1 - o;
+	memcpy(out + o, rest, n);
+	o += n;
+	/* Never end inside a UTF-8 sequence: drop continuation bytes and their lead. */
+	if (o > 0 && ((unsigned char)out[o - 1] & 0x80) != 0) {
+		size_t k = o;
+
+		while (k > 0 && ((unsigned char)out[k - 1] & 0xc0) == 0x80)
+			k--;
+		if (k > 0 && ((unsigned char)out[k - 1] & 0xc0) == 0xc0) {
+			unsigned char lead = (unsigned char)out[k - 1];
+			size_t want = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+
+			if (o - (k - 1) < want)
+				o = k - 1;
+		}
+	}
+	out[o] = '\0';
+}
+
+/* A label value in the text format: backslash, double quote and newline escaped. */
+static void escape_label(const char *s, char *out, size_t size)
+{
+	size_t o = 0;
+
+	for (; *s != '\0' && o + 3 < size; s++) {
+		if (*s == '\\' || *s == '"') {
+			out[o++] = '\\';
+			out[o++] = *s;
+		} else if (*s == '\n') {
+			out[o++] = '\\';
+			out[o++] = 'n';
+		} else {
+			out[o++] = *s;
+		}
+	}
+	out[o] = '\0';
+}
+
+/* One target's value of series k (the order of webhook_metrics' table). */
+static uint64_t webhook_value(const struct webhook_target_stats *t, size_t k)
+{
+	switch (k) {
+	case 0:
+		return t->delivered;
+	case 1:
+		return t->failures;
+	case 2:
+		return t->dropped;
+	default:
+		return t->pending;
+	}
+}
+
+/* Per webhook target, labelled with its URL without secrets. Two targets whose URLs differ only
+ * there get " (2)", " (3)", ... so that every series stays unique. */
+static void webhook_metrics(struct page *pg, const struct webhook_stats *w)
+{
+	static const struct {
+		const char *name, *type, *help;
+	} series[] = {
+		{"calsync_webhook_delivered_total", "counter",
+	         "Presence changes a webhook target accepted (2xx), by target."},
+		{"calsync_webhook_failures_total", "counter",
+	         "Failed webhook deliveries (connection error, time-out, non-2xx), by target."},
+		{"calsync_webhook_dropped_total", "counter",
+	         "Presence changes given up after retry_for or not encodable, by target."},
+		{"calsync_webhook_pending", "gauge",
+	         "Presence changes not yet delivered to a webhook target, by target."},
+	};
+
+	char base[WEBHOOK_MAX_TARGETS][2 * API_MAX_URL_LABEL];
+	char label[WEBHOOK_MAX_TARGETS][2 * API_MAX_URL_LABEL + 8];
+	size_t n = w->n < WEBHOOK_MAX_TARGETS ? w->n : WEBHOOK_MAX_TARGETS;
+
+	for (size_t i = 0; i < n; i++) {
+		char url[API_MAX_URL_LABEL];
+		unsigned same = 0;
+
+		api_url_label(w->targets[i].url != NULL ? w->targets[i].url : "", url, sizeof(url));
+		escape_label(url, base[i], sizeof(base[i]));
+		for (size_t j = 0; j < i; j++)
+			same += strcmp(base[i], base[j]) == 0;
+		if (same == 0)
+			(void)snprintf(label[i], sizeof(label[i]), "%s", base[i]);
+		else
+			(void)snprintf(label[i], sizeof(label[i]), "%s (%u)", base[i], same + 1);
+	}
+	for (size_t k = 0; k < sizeof(series) / sizeof(series[0]); k++) {
+		head(pg, series[k].name, series[k].type, series[k].help);
+		for (size_t i = 0; i < n; i++)
+			put(pg, "%s{url=\"%s\"} %" PRIu64 "\n", series[k].name, label[i],
+			    webhook_value(&w->targets[i], k));
+	}
 }
 
 int api_metrics_format(const struct api_metrics_in *in, struct buf *out, struct err *err)
@@ -122,5 +245,7 @@ int api_metrics_format(const struct api_metrics_in *in, struct buf *out, struct 
 	counter(&pg, "calsync_presence_changes_total", "Presence changes recorded.",
 	        s->presence_changes);
 	gauge(&pg, "calsync_sse_clients", "Open /v1/events streams.", in->sse_clients);
+	if (in->webhooks != NULL && in->webhooks->n > 0)
+		webhook_metrics(&pg, in->webhooks);
 	return pg.rc;
 }

@@ -12,17 +12,27 @@
 struct buf;
 struct err;
 struct sync_stats;
+struct webhook_stats;
 
 /* Largest /metrics page: about 40 series per operation, far below this. */
 #define API_MAX_METRICS (256u << 10)
+/* A webhook URL as a label or in /v1/status: longer ones are cut (at a UTF-8 boundary). */
+#define API_MAX_URL_LABEL 256u
 
 struct api_metrics_in {
 	const struct sync_stats *stats; /* the engine's last published stats */
 	size_t subs_streaming;          /* subscriptions in the store, by kind */
 	size_t subs_pull;
-	size_t sse_clients; /* open /v1/events streams */
+	size_t sse_clients;                   /* open /v1/events streams */
+	const struct webhook_stats *webhooks; /* NULL or none: no webhook metrics */
 };
 
 /* Appends the whole page to out. 0, or -EMSGSIZE when out's maximum is too small. */
 ATTR_NODISCARD int api_metrics_format(const struct api_metrics_in *in, struct buf *out,
                                       struct err *err);
+
+/*
+ * url without its user info, query and fragment (they may hold secrets), for a label or a status
+ * page, into out (size bytes, NUL-terminated); cut at a UTF-8 boundary when it does not fit.
+ */
+void api_url_label(const char *url, char *out, size_t size);

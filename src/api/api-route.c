@@ -220,6 +220,9 @@ int api_route(const char *method, const char *path, size_t len, struct api_route
 	} else if (equals(path, len, "/v1/events")) {
 		r.ep = API_EP_EVENTS;
 		r.allow = allow_get;
+	} else if (equals(path, len, "/v1/status")) {
+		r.ep = API_EP_STATUS;
+		r.allow = allow_get;
 	} else if (equals(path, len, "/v1/users")) {
 		r.ep = API_EP_USERS;
 		r.allow = allow_get_post;

@@ -32,6 +32,7 @@ enum api_endpoint {
 	API_EP_AGENDA,      /* /v1/users/{smtp}/agenda */
 	API_EP_RESYNC,      /* /v1/users/{smtp}/resync */
 	API_EP_EVENTS,      /* /v1/events */
+	API_EP_STATUS,      /* /v1/status */
 };
 
 enum api_method {

@@ -26,6 +26,7 @@
 #include "base/xalloc.h"
 #include "store/store.h"
 #include "sync/engine.h"
+#include "webhook/webhook.h"
 
 /* ---- replies ----------------------------------------------------------------------------- */
 
@@ -238,6 +239,7 @@ static int count_subscriptions(struct store *s, size_t *out_streaming, size_t *o
 static enum MHD_Result metrics(struct api *a, struct MHD_Connection *c)
 {
 	struct sync_stats st;
+	struct webhook_stats ws;
 	struct api_metrics_in in = {.stats = &st};
 	struct MHD_Response *resp;
 	struct err err = {0};
@@ -247,6 +249,10 @@ static enum MHD_Result metrics(struct api *a, struct MHD_Connection *c)
 	int rc;
 
 	sync_engine_stats_snapshot(a->engine, &st);
+	if (a->webhook != NULL) {
+		webhook_stats(a->webhook, &ws);
+		in.webhooks = &ws;
+	}
 	rc = count_subscriptions(api_store_lock(a), &in.subs_streaming, &in.subs_pull, &err);
 	api_store_unlock(a);
 	if (rc < 0)
@@ -331,6 +337,8 @@ static enum MHD_Result dispatch(struct api *a, struct MHD_Connection *c, struct 
 		return api_user_resync(a, c, &r);
 	case API_EP_EVENTS:
 		return api_events(a, c);
+	case API_EP_STATUS:
+		return api_status(a, c);
 	}
 	return api_reply_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
 }
@@ -522,6 +530,7 @@ int api_start(const struct api_opts *o, struct api **out_api, struct err *err)
 	int fd = -1, rc;
 
 	a->engine = o->engine;
+	a->webhook = o->webhook;
 	a->ready_live = o->ready_live;
 	a->keepalive_usec = o->keepalive_usec > 0 ? o->keepalive_usec : API_KEEPALIVE_USEC;
 	if (o->token != NULL && o->token[0] != '\0') {

@@ -4,7 +4,8 @@
  * presence changes, health, readiness and Prometheus metrics, served by libmicrohttpd on threads
  * of its own (one per connection, so that a blocked event stream stalls nobody). The API reads
  * through its own store connection and touches the loop only through the engine's thread-safe
- * functions (sync_engine_command, sync_engine_stats_snapshot).
+ * functions (sync_engine_command, sync_engine_stats_snapshot, sync_engine_status), and webhook
+ * delivery only through webhook_stats.
  */
 #pragma once
 
@@ -15,6 +16,7 @@
 struct api;
 struct err;
 struct sync_engine;
+struct webhook;
 
 /* Connections served at once (each is a thread). Past this libmicrohttpd refuses new ones. */
 #define API_MAX_CONNECTIONS 64u
@@ -38,7 +40,8 @@ struct api_opts {
 	unsigned ready_live;    /* /readyz: percentage of mailboxes that must be live */
 	const char *store_path; /* the API opens its own store here */
 	struct sync_engine *engine;
-	int64_t keepalive_usec; /* 0: API_KEEPALIVE_USEC (tests shorten it) */
+	struct webhook *webhook; /* NULL: no webhooks; else borrowed, must outlive the API */
+	int64_t keepalive_usec;  /* 0: API_KEEPALIVE_USEC (tests shorten it) */
 };
 
 /*

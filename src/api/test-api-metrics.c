@@ -8,6 +8,7 @@
 #include "base/buf.h"
 #include "harness.h"
 #include "sync/engine.h"
+#include "webhook/webhook.h"
 
 static bool has_line(const char *page, const char *line)
 {
@@ -142,10 +143,85 @@ TEST(too_small_buffer_fails_cleanly)
 	buf_free(&b);
 }
 
+TEST(webhook_counters_per_target_without_secrets)
+{
+	struct sync_stats st;
+	struct webhook_stats ws = {
+		.n = 3,
+		.targets =
+			{
+				{.url = "https://user:pw@hooks.example:8443/presence?key=s3cret#x",
+	                         .delivered = 12,
+	                         .failures = 3,
+	                         .dropped = 1,
+	                         .pending = 4},
+				{.url = "http://127.0.0.1:9000/a\"b"},
+				{.url = "https://hooks.example:8443/presence?key=other",
+	                         .delivered = 5},
+			},
+	};
+	struct api_metrics_in in = {.stats = &st, .webhooks = &ws};
+	struct buf b;
+
+	fill(&st);
+	buf_init(&b, API_MAX_METRICS);
+	CHECK_EQ(api_metrics_format(&in, &b, NULL), 0);
+	CHECK(has_line(b.data, "# TYPE calsync_webhook_delivered_total counter"));
+	CHECK(has_line(b.data, "# TYPE calsync_webhook_failures_total counter"));
+	CHECK(has_line(b.data, "# TYPE calsync_webhook_dropped_total counter"));
+	CHECK(has_line(b.data, "# TYPE calsync_webhook_pending gauge"));
+	CHECK(has_line(b.data, "calsync_webhook_delivered_total{url=\"https://hooks.example:8443/"
+	                       "presence\"} 12"));
+	CHECK(has_line(b.data, "calsync_webhook_failures_total{url=\"https://hooks.example:8443/"
+	                       "presence\"} 3"));
+	CHECK(has_line(b.data, "calsync_webhook_dropped_total{url=\"https://hooks.example:8443/"
+	                       "presence\"} 1"));
+	CHECK(has_line(b.data, "calsync_webhook_pending{url=\"https://hooks.example:8443/"
+	                       "presence\"} 4"));
+	/* A quote is escaped; the same URL twice (the query stripped) stays two series. */
+	CHECK(has_line(b.data, "calsync_webhook_pending{url=\"http://127.0.0.1:9000/a\\\"b\"} 0"));
+	CHECK(has_line(b.data, "calsync_webhook_delivered_total{url=\"https://hooks.example:8443/"
+	                       "presence (2)\"} 5"));
+	/* Secrets never appear. */
+	CHECK(strstr(b.data, "s3cret") == NULL);
+	CHECK(strstr(b.data, "pw@") == NULL);
+	CHECK(strstr(b.data, "other") == NULL);
+	buf_free(&b);
+}
+
+TEST(url_label)
+{
+	char out[API_MAX_URL_LABEL];
+	char small[12];
+	char long_url[600];
+
+	api_url_label("https://a:b@h.example/p/q?x=1#f", out, sizeof(out));
+	CHECK_STREQ(out, "https://h.example/p/q");
+	api_url_label("http://h.example", out, sizeof(out));
+	CHECK_STREQ(out, "http://h.example");
+	api_url_label("http://h.example?t=1", out, sizeof(out));
+	CHECK_STREQ(out, "http://h.example");
+	/* An '@' in the path is not user info. */
+	api_url_label("http://h.example/a@b", out, sizeof(out));
+	CHECK_STREQ(out, "http://h.example/a@b");
+	/* Cut to fit, never inside a UTF-8 sequence. */
+	api_url_label("http://h/\xc3\xa9\xc3\xa9", small, sizeof(small));
+	CHECK_STREQ(small, "http://h/\xc3\xa9");
+	api_url_label("http://h/ab\xc3\xa9", small, sizeof(small));
+	CHECK_STREQ(small, "http://h/ab");
+	memset(long_url, 'a', sizeof(long_url) - 1);
+	long_url[sizeof(long_url) - 1] = '\0';
+	memcpy(long_url, "http://", 7);
+	api_url_label(long_url, out, sizeof(out));
+	CHECK_EQ(strlen(out), API_MAX_URL_LABEL - 1);
+}
+
 int main(void)
 {
 	RUN(formats_every_metric);
 	RUN(every_line_is_a_comment_or_a_sample);
 	RUN(too_small_buffer_fails_cleanly);
+	RUN(webhook_counters_per_target_without_secrets);
+	RUN(url_label);
 	return harness_done();
 }

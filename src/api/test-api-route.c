@@ -27,6 +27,11 @@ TEST(routes_fixed_endpoints)
 	CHECK_EQ(r.ep, API_EP_METRICS);
 	CHECK_EQ(route("GET", "/v1/events", &r), 0);
 	CHECK_EQ(r.ep, API_EP_EVENTS);
+	CHECK_EQ(route("GET", "/v1/status", &r), 0);
+	CHECK_EQ(r.ep, API_EP_STATUS);
+	CHECK_EQ(route("HEAD", "/v1/status", &r), 0);
+	CHECK_EQ(route("POST", "/v1/status", &r), -EOPNOTSUPP);
+	CHECK_EQ(route("GET", "/v1/status/", &r), -ENOENT);
 	CHECK_EQ(route("GET", "/v1/users", &r), 0);
 	CHECK_EQ(r.ep, API_EP_USERS);
 	CHECK(!api_route_changes(&r));

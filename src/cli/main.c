@@ -15,6 +15,7 @@
 #include "cli/check.h"
 #include "cli/decode.h"
 #include "cli/run.h"
+#include "cli/status.h"
 
 /* Exit status: 0 success, 1 failure, 2 a command line we do not understand (as GNU tools do). */
 #define EXIT_USAGE 2
@@ -38,6 +39,10 @@ static const struct command {
          .args = "[-c FILE]",
          .summary = "Run the daemon: mirror the configured calendars, write presence changes.",
          .run = run_main},
+	{.name = "status",
+         .args = "[-c FILE]",
+         .summary = "Show mailboxes by state, parked ones, streams, last errors, webhooks.",
+         .run = status_main},
 	{.name = "check",
          .args = "[-c FILE]",
          .summary = "Test the server, account, impersonation and subscriptions; print fixes.",

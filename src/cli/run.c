@@ -155,6 +155,7 @@ static int start_api(struct run *r)
 		.ready_live = (unsigned)c->api_ready_live,
 		.store_path = c->store_path,
 		.engine = r->engine,
+		.webhook = r->webhook,
 	};
 	struct err err = {0};
 
@@ -332,7 +333,8 @@ static int run_daemon(struct run *r)
 		r->status = EXIT_FAILURE;
 		goto out;
 	}
-	if (start_api(r) < 0 || start_webhooks(r) < 0) {
+	/* Webhooks first: the API reports their counters (and stops before them). */
+	if (start_webhooks(r) < 0 || start_api(r) < 0) {
 		r->status = EXIT_FAILURE;
 		goto out;
 	}
