@@ -20,6 +20,7 @@
 
 #include "api/api-int.h"
 #include "api/api-metrics.h"
+#include "api/api-page.h"
 #include "api/api-route.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -297,6 +298,9 @@ static enum MHD_Result dispatch(struct api *a, struct MHD_Connection *c, struct 
 	struct err err = {0};
 	int rc;
 
+	/* The status page is static and holds no data: it needs no token (api-page.h). */
+	if (strcmp(url, "/") == 0)
+		return api_page(c, method);
 	if (a->token != NULL && strcmp(url, "/healthz") != 0) {
 		const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 		                                               MHD_HTTP_HEADER_AUTHORIZATION);
