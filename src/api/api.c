@@ -212,31 +212,6 @@ static enum MHD_Result readyz(struct api *a, struct MHD_Connection *c)
 }
 
 /* Counts the stored subscriptions by kind: one indexed read per mailbox. */
-static int count_subscriptions(struct store *s, size_t *out_streaming, size_t *out_pull,
-                               struct err *err)
-{
-	struct store_mailbox *mbs = NULL;
-	size_t n = 0, streaming = 0, pull = 0;
-	int rc = store_mailbox_list(s, STORE_MB_ALL, &mbs, &n, err);
-
-	for (size_t i = 0; rc == 0 && i < n; i++) {
-		struct store_subscription sub = {0};
-		int g = store_subscription_get(s, mbs[i].smtp, &sub, NULL);
-
-		if (g == 0 && sub.kind == STORE_SUB_STREAMING)
-			streaming++;
-		else if (g == 0)
-			pull++;
-		store_subscription_clear(&sub);
-	}
-	store_mailboxes_free(mbs, n);
-	if (rc == 0) {
-		*out_streaming = streaming;
-		*out_pull = pull;
-	}
-	return rc;
-}
-
 static enum MHD_Result metrics(struct api *a, struct MHD_Connection *c)
 {
 	struct sync_stats st;
@@ -254,7 +229,7 @@ static enum MHD_Result metrics(struct api *a, struct MHD_Connection *c)
 		webhook_stats(a->webhook, &ws);
 		in.webhooks = &ws;
 	}
-	rc = count_subscriptions(api_store_lock(a), &in.subs_streaming, &in.subs_pull, &err);
+	rc = store_subscription_count(api_store_lock(a), &in.subs_streaming, &in.subs_pull, &err);
 	api_store_unlock(a);
 	if (rc < 0)
 		return api_reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "store: %s", err.msg);

@@ -139,6 +139,7 @@ enum q {
 	Q_SUB_PUT,
 	Q_SUB_GET,
 	Q_SUB_DELETE,
+	Q_SUB_COUNT,
 	Q_SUB_WATERMARK,
 	Q_OCC_BY_ID,
 	Q_OCC_BY_START,
@@ -186,6 +187,7 @@ static const char *const sql[Q_COUNT_] = {
 	[Q_SUB_GET] = "SELECT kind, subscription_id, watermark, created_utc FROM subscriptions"
 		      " WHERE mailbox_id = " MB_ID,
 	[Q_SUB_DELETE] = "DELETE FROM subscriptions WHERE mailbox_id = " MB_ID,
+	[Q_SUB_COUNT] = "SELECT kind, count(*) FROM subscriptions GROUP BY kind",
 	[Q_SUB_WATERMARK] = "UPDATE subscriptions SET watermark = ?2"
 			    " WHERE kind = 'pull' AND mailbox_id = " MB_ID,
 	[Q_OCC_BY_ID] =
@@ -1000,6 +1002,33 @@ int store_subscription_delete(struct store *s, const char *smtp, struct err *err
 	else
 		rc = sql_fail(s, brc, "delete subscription", err);
 	stmt_done(st);
+	return rc;
+}
+
+int store_subscription_count(struct store *s, size_t *out_streaming, size_t *out_pull,
+                             struct err *err)
+{
+	sqlite3_stmt *st = NULL;
+	size_t streaming = 0, pull = 0;
+	int rc = stmt(s, Q_SUB_COUNT, &st, err);
+
+	if (rc < 0)
+		return rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *kind = sqlite3_column_text(st, 0);
+		size_t n = (size_t)sqlite3_column_int64(st, 1);
+
+		if (kind && strcmp((const char *)kind, "streaming") == 0)
+			streaming = n;
+		else
+			pull = n;
+	}
+	rc = rc == SQLITE_DONE ? 0 : sql_fail(s, rc, "count subscriptions", err);
+	stmt_done(st);
+	if (rc == 0) {
+		*out_streaming = streaming;
+		*out_pull = pull;
+	}
 	return rc;
 }
 

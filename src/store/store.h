@@ -176,6 +176,10 @@ ATTR_NODISCARD int store_subscription_put(struct store *s, const char *smtp,
 ATTR_NODISCARD int store_subscription_get(struct store *s, const char *smtp,
                                           struct store_subscription *out_sub, struct err *err);
 
+/* How many subscriptions are stored, by kind (one query; for metrics). 0 or SQLite errors. */
+ATTR_NODISCARD int store_subscription_count(struct store *s, size_t *out_streaming,
+                                            size_t *out_pull, struct err *err);
+
 /* Deletes the mailbox's subscription; 0 also when it had none. */
 ATTR_NODISCARD int store_subscription_delete(struct store *s, const char *smtp, struct err *err);
 

@@ -409,12 +409,36 @@ TEST(subscriptions_and_byte_exact_watermarks)
 	s = open_ok(t.path);
 	CHECK_EQ(store_mailbox_add(s, "p@example.com", NULL, NULL, &e), 0);
 	CHECK_EQ(store_subscription_get(s, "p@example.com", &sub, &e), -ENOENT);
+	{
+		size_t streaming = 9, pull = 9;
+
+		CHECK_EQ(store_subscription_count(s, &streaming, &pull, &e), 0);
+		CHECK(streaming == 0 && pull == 0);
+	}
 	CHECK_EQ(store_subscription_put(s, "p@example.com",
 	                                &(struct store_subscription){.kind = STORE_SUB_PULL,
 	                                                             .id = (char[]){"sub-1"},
 	                                                             .created_utc = 1700000000},
 	                                &e),
 	         0);
+	CHECK_EQ(store_mailbox_add(s, "q@example.com", NULL, NULL, &e), 0);
+	CHECK_EQ(store_mailbox_add(s, "r@example.com", NULL, NULL, &e), 0);
+	for (int i = 0; i < 2; i++)
+		CHECK_EQ(store_subscription_put(
+				 s, i ? "r@example.com" : "q@example.com",
+				 &(struct store_subscription){.kind = STORE_SUB_STREAMING,
+		                                              .id = (char[]){"sub-s"},
+		                                              .created_utc = 1700000000},
+				 &e),
+		         0);
+	{
+		size_t streaming = 0, pull = 0;
+
+		CHECK_EQ(store_subscription_count(s, &streaming, &pull, &e), 0);
+		CHECK(streaming == 2 && pull == 1);
+	}
+	CHECK_EQ(store_subscription_delete(s, "q@example.com", &e), 0);
+	CHECK_EQ(store_subscription_delete(s, "r@example.com", &e), 0);
 	CHECK_EQ(store_subscription_get(s, "p@example.com", &sub, &e), 0);
 	CHECK_EQ(sub.kind, STORE_SUB_PULL);
 	CHECK_STREQ(sub.id, "sub-1");
