@@ -179,7 +179,7 @@ static void strv_free(char **v, size_t n)
 	free(v);
 }
 
-static void item_clear(struct ews_cal_item *it)
+void ews_cal_item_clear(struct ews_cal_item *it)
 {
 	free(it->item_id);
 	free(it->change_key);
@@ -203,14 +203,14 @@ static void message_clear(struct ews_message *m)
 	free(m->notifications);
 	strv_free(m->error_subscription_ids, m->n_error_subscription_ids);
 	for (size_t i = 0; i < m->n_items; i++)
-		item_clear(&m->items[i]);
+		ews_cal_item_clear(&m->items[i]);
 	free(m->items);
 	free(m->sync_state);
 	for (size_t i = 0; i < m->n_changes; i++) {
 		free(m->changes[i].item_id);
 		free(m->changes[i].change_key);
 		if (m->changes[i].item != NULL)
-			item_clear(m->changes[i].item);
+			ews_cal_item_clear(m->changes[i].item);
 		free(m->changes[i].item);
 	}
 	free(m->changes);

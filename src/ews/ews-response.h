@@ -261,5 +261,8 @@ struct ews_response {
 ATTR_NODISCARD int ews_response_parse(const char *xml, size_t len, struct ews_response *out,
                                       struct err *err);
 
+/* Frees the strings one calendar item owns (for items a caller moved out of a response). */
+void ews_cal_item_clear(struct ews_cal_item *it);
+
 /* Frees everything r owns and zeroes it; NULL-safe and safe on a zeroed struct. */
 void ews_response_clear(struct ews_response *r);

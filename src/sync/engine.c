@@ -1124,20 +1124,8 @@ static void mb_succeeded(struct mb *mb)
 
 static void mb_free_page(struct mb *mb)
 {
-	for (size_t i = 0; i < mb->n_page_items; i++) {
-		struct ews_cal_item *it = &mb->page_items[i];
-
-		free(it->item_id);
-		free(it->change_key);
-		free(it->subject);
-		free(it->location);
-		free(it->organizer);
-		free(it->uid);
-		free(it->start_tz_id);
-		for (size_t c = 0; c < it->n_categories; c++)
-			free(it->categories[c]);
-		free(it->categories);
-	}
+	for (size_t i = 0; i < mb->n_page_items; i++)
+		ews_cal_item_clear(&mb->page_items[i]);
 	free(mb->page_items);
 	mb->page_items = NULL;
 	mb->n_page_items = 0;
@@ -1145,6 +1133,19 @@ static void mb_free_page(struct mb *mb)
 }
 
 static void mb_destroy(struct mb *mb);
+
+/* Cancels the mailbox's buffered call, if one is out, and drops a half-read window. An
+ * Autodiscover call is not the mailbox's own (it serves a batch) and has no mb->call. */
+static void mb_cancel_call(struct mb *mb)
+{
+	if (mb->call == NULL)
+		return;
+	ews_transport_cancel(mb->call);
+	mb->call = NULL;
+	mb->action = ACT_NONE;
+	mb->e->in_flight--;
+	mb_free_page(mb);
+}
 
 static void on_call_done(void *ctx, struct ews_call *call, const struct ews_result *r);
 
@@ -1893,11 +1894,7 @@ static void mb_destroy(struct mb *mb)
 
 	if (mb->closing)
 		return;
-	if (mb->call) {
-		ews_transport_cancel(mb->call);
-		mb->call = NULL;
-		e->in_flight--;
-	}
+	mb_cancel_call(mb);
 	mb_free_page(mb);
 	group_leave(mb);
 	if (mb->queued) {
@@ -2035,13 +2032,7 @@ static void mb_remove(struct mb *mb)
 	HASH_DEL(e->by_smtp, mb);
 	mb->hashed = false;
 	uv_timer_stop(&mb->presence_timer);
-	if (mb->call && mb->action != ACT_DISCOVER) {
-		ews_transport_cancel(mb->call);
-		mb->call = NULL;
-		mb->action = ACT_NONE;
-		e->in_flight--;
-		mb_free_page(mb);
-	}
+	mb_cancel_call(mb);
 	mb->needs = mb->sub_id ? NEED_UNSUBSCRIBE : 0;
 	mb->not_before_usec = 0;
 	if (mb->needs == 0 && mb->action == ACT_NONE)
@@ -2565,13 +2556,8 @@ void sync_engine_stop(struct sync_engine *e, void (*done)(void *ctx), void *ctx)
 
 		uv_timer_stop(&mb->presence_timer);
 		uv_timer_stop(&mb->work_timer);
-		if (mb->call && mb->action != ACT_UNSUBSCRIBE && mb->action != ACT_DISCOVER) {
-			ews_transport_cancel(mb->call);
-			mb->call = NULL;
-			mb->action = ACT_NONE;
-			e->in_flight--;
-			mb_free_page(mb);
-		}
+		if (mb->action != ACT_UNSUBSCRIBE)
+			mb_cancel_call(mb); /* an Unsubscribe already out is what stopping wants */
 		mb->needs = mb->sub_id ? NEED_UNSUBSCRIBE : 0;
 		mb->not_before_usec = 0;
 		mb_kick(mb);
