@@ -17,22 +17,6 @@
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
-static const char *const fb_names[] = {
-	[CAL_FB_UNKNOWN] = "unknown",
-	[CAL_FB_FREE] = "free",
-	[CAL_FB_TENTATIVE] = "tentative",
-	[CAL_FB_BUSY] = "busy",
-	[CAL_FB_OOF] = "oof",
-	[CAL_FB_WORKING_ELSEWHERE] = "working-elsewhere",
-	[CAL_FB_NO_DATA] = "no-data",
-};
-
-static const char *const type_names[] = {
-	[CAL_ITEM_SINGLE] = "single",
-	[CAL_ITEM_OCCURRENCE] = "occurrence",
-	[CAL_ITEM_EXCEPTION] = "exception",
-};
-
 /* A string, or null for NULL or text that is not UTF-8. */
 static json_t *str(const char *s)
 {
@@ -82,9 +66,11 @@ json_t *api_json_user(const struct store_mailbox *mb, const struct store_presenc
 
 json_t *api_json_occurrence(const struct cal_occurrence *o)
 {
-	const char *fb =
-		(unsigned)o->free_busy < N_ELEMS(fb_names) ? fb_names[o->free_busy] : "unknown";
-	const char *type = (unsigned)o->type < N_ELEMS(type_names) ? type_names[o->type] : "single";
+	const char *fb = (unsigned)o->free_busy < N_ELEMS(cal_fb_names) ? cal_fb_names[o->free_busy]
+	                                                                : "unknown";
+	const char *type = (unsigned)o->type < N_ELEMS(cal_item_type_names)
+	                           ? cal_item_type_names[o->type]
+	                           : "single";
 	json_t *j, *cats;
 
 	j = json_pack("{s:o, s:o, s:o, s:b, s:s, s:s, s:b, s:b}", "id", str(o->item_id), "start",

@@ -2,8 +2,8 @@
 /*
  * occurrence.h: one appointment instance of a mailbox's calendar window, as calsync mirrors
  * it (a single appointment, or one occurrence or exception of a recurring series, expanded by
- * Exchange's CalendarView). Plain value struct shared by the presence engine and the store;
- * no dependency on EWS.
+ * Exchange's CalendarView). Plain value struct shared by the presence engine, the store and
+ * the API; no dependency on EWS.
  */
 #pragma once
 
@@ -27,6 +27,14 @@ enum cal_item_type {
 	CAL_ITEM_OCCURRENCE,
 	CAL_ITEM_EXCEPTION,
 };
+
+#define CAL_FB_COUNT        (CAL_FB_NO_DATA + 1)
+#define CAL_ITEM_TYPE_COUNT (CAL_ITEM_EXCEPTION + 1)
+
+/* The names the store writes and the API shows, indexed by the enums: "free", "busy",
+ * "working-elsewhere", "no-data", ...; "single", "occurrence", "exception". */
+extern const char *const cal_fb_names[CAL_FB_COUNT];
+extern const char *const cal_item_type_names[CAL_ITEM_TYPE_COUNT];
 
 /*
  * Strings are owned, NUL-terminated UTF-8, or NULL when Exchange sent none. Instants are UTC

@@ -244,22 +244,6 @@ static const char *const sub_kind_names[] = {
 	[STORE_SUB_STREAMING] = "streaming",
 };
 
-static const char *const fb_names[] = {
-	[CAL_FB_UNKNOWN] = "unknown",
-	[CAL_FB_FREE] = "free",
-	[CAL_FB_TENTATIVE] = "tentative",
-	[CAL_FB_BUSY] = "busy",
-	[CAL_FB_OOF] = "oof",
-	[CAL_FB_WORKING_ELSEWHERE] = "working-elsewhere",
-	[CAL_FB_NO_DATA] = "no-data",
-};
-
-static const char *const type_names[] = {
-	[CAL_ITEM_SINGLE] = "single",
-	[CAL_ITEM_OCCURRENCE] = "occurrence",
-	[CAL_ITEM_EXCEPTION] = "exception",
-};
-
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
 /* The index of name in names, or -1. Used only on text the schema's CHECKs allow. */
@@ -1122,7 +1106,8 @@ static int check_occurrence(const struct cal_occurrence *o, struct err *err)
 	}
 	if (o->end_utc < o->start_utc)
 		return err_set(err, -EINVAL, "store: occurrence ends before it starts");
-	if ((unsigned)o->free_busy >= N_ELEMS(fb_names) || (unsigned)o->type >= N_ELEMS(type_names))
+	if ((unsigned)o->free_busy >= N_ELEMS(cal_fb_names) ||
+	    (unsigned)o->type >= N_ELEMS(cal_item_type_names))
 		return err_set(err, -EINVAL, "store: occurrence with an invalid free/busy or type");
 	return 0;
 }
@@ -1170,8 +1155,9 @@ static void categories_split(const char *p, size_t len, struct cal_occurrence *o
 
 static int row_to_occurrence(sqlite3_stmt *st, struct cal_occurrence *o, struct err *err)
 {
-	int fb = name_index(fb_names, N_ELEMS(fb_names), sqlite3_column_text(st, 12));
-	int type = name_index(type_names, N_ELEMS(type_names), sqlite3_column_text(st, 13));
+	int fb = name_index(cal_fb_names, N_ELEMS(cal_fb_names), sqlite3_column_text(st, 12));
+	int type = name_index(cal_item_type_names, N_ELEMS(cal_item_type_names),
+	                      sqlite3_column_text(st, 13));
 	const char *cats = (const char *)sqlite3_column_text(st, 6);
 
 	if (fb < 0 || type < 0)
@@ -1324,8 +1310,8 @@ static int occ_put(struct store *s, int64_t id, const struct cal_occurrence *o, 
 	bind_i64(&brc, st, 11, o->all_day);
 	bind_i64(&brc, st, 12, o->is_cancelled);
 	bind_i64(&brc, st, 13, o->is_private);
-	bind_text(&brc, st, 14, fb_names[o->free_busy]);
-	bind_text(&brc, st, 15, type_names[o->type]);
+	bind_text(&brc, st, 14, cal_fb_names[o->free_busy]);
+	bind_text(&brc, st, 15, cal_item_type_names[o->type]);
 	if (brc == SQLITE_OK)
 		rc = step_write(s, st, "write occurrence", err);
 	else
