@@ -14,6 +14,7 @@
 #include "base/xalloc.h"
 #include "cal/occurrence.h"
 #include "store/store.h"
+#include "sync/output.h"
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -91,28 +92,20 @@ json_t *api_json_occurrence(const struct cal_occurrence *o)
 	return j;
 }
 
-json_t *api_json_event(const struct store_presence_event *ev)
-{
-	const struct store_presence *p = &ev->presence;
-
-	return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "id",
-	                 (json_int_t)ev->id, "time", api_json_time(p->updated_utc), "user",
-	                 str(ev->smtp), "state", str(p->state), "profile", str(p->profile),
-	                 "forward", str(p->forward), "subject", str(p->subject), "since",
-	                 api_json_time(p->since_utc), "until", api_json_time(p->until_utc),
-	                 "reason", str(ev->reason));
-}
-
 int api_sse_append_event(struct buf *out, const struct store_presence_event *ev, struct err *err)
 {
-	json_t *j = api_json_event(ev);
+	struct output_change c;
+	json_t *j = NULL;
 	char *data, *text;
 	char head[64];
 	size_t head_len, data_len;
 	int n, rc;
 
-	if (j == NULL)
-		return err_set(err, -ENOMEM, "event %" PRId64 ": cannot build JSON", ev->id);
+	/* The same object as a docs/output.md line and a webhook body. */
+	output_change_from_event(ev, &c);
+	rc = output_change_json(&c, &j, err);
+	if (rc != 0)
+		return rc;
 	/* Compact JSON has no raw newline (one inside a string is escaped), so the object is one
 	 * data: line, as SSE requires. */
 	data = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);

@@ -40,14 +40,10 @@ struct json_t *api_json_user(const struct store_mailbox *mb, const struct store_
  */
 struct json_t *api_json_occurrence(const struct cal_occurrence *o);
 
-/* One presence change as docs/output.md writes it: {"id", "time", "user", "state", "profile",
- * "forward", "subject", "since", "until", "reason"} in that order. */
-struct json_t *api_json_event(const struct store_presence_event *ev);
-
 /*
  * Appends one Server-Sent Event for ev to out: "id: N\nevent: presence\ndata: {...}\n\n" with
- * the compact JSON of api_json_event. 0, or -EMSGSIZE when out is full (out unchanged), or
- * -ENOMEM when the JSON cannot be built.
+ * the compact JSON of a docs/output.md line (output_change_json). 0, or -EMSGSIZE when out is
+ * full (out unchanged), or the builder's -EINVAL / -ERANGE, or -ENOMEM.
  */
 ATTR_NODISCARD int api_sse_append_event(struct buf *out, const struct store_presence_event *ev,
                                         struct err *err);

@@ -20,6 +20,7 @@
 #include "base/iso8601.h"
 #include "base/xalloc.h"
 #include "cal/presence.h"
+#include "store/store.h"
 
 struct sync_output {
 	int fd;
@@ -102,9 +103,7 @@ static int pack_error(const struct output_change *c, const json_error_t *jerr, s
 	return err_set(err, -EINVAL, "output: change %lld: %s", (long long)c->id, jerr->text);
 }
 
-/* The line, with its newline (and a leading one after a partial line). Owned. */
-static int build_line(const struct sync_output *o, const struct output_change *c, char **out_line,
-                      size_t *out_len, struct err *err)
+int output_change_json(const struct output_change *c, json_t **out, struct err *err)
 {
 	char time_buf[ISO8601_FORMAT_SIZE];
 	char since_buf[ISO8601_FORMAT_SIZE];
@@ -114,10 +113,6 @@ static int build_line(const struct sync_output *o, const struct output_change *c
 	const char *until_s;
 	json_error_t jerr;
 	json_t *j;
-	char *text;
-	char *line;
-	size_t len;
-	size_t lead = o->partial ? 1 : 0;
 	int rc;
 
 	rc = format_time("time", c->time_utc, 0, false, time_buf, &time_s, err);
@@ -135,6 +130,41 @@ static int build_line(const struct sync_output *o, const struct output_change *c
 	                 c->subject, "since", since_s, "until", until_s, "reason", c->reason);
 	if (j == NULL)
 		return pack_error(c, &jerr, err);
+	*out = j;
+	return 0;
+}
+
+void output_change_from_event(const struct store_presence_event *ev, struct output_change *out)
+{
+	const struct store_presence *p = &ev->presence;
+
+	*out = (struct output_change){
+		.id = ev->id,
+		.time_utc = p->updated_utc,
+		.user = ev->smtp,
+		.state = p->state,
+		.profile = p->profile,
+		.forward = p->forward,
+		.subject = p->subject,
+		.since_utc = p->since_utc,
+		.until_utc = p->until_utc == 0 ? PRESENCE_NEVER : p->until_utc,
+		.reason = ev->reason,
+	};
+}
+
+/* The line, with its newline (and a leading one after a partial line). Owned. */
+static int build_line(const struct sync_output *o, const struct output_change *c, char **out_line,
+                      size_t *out_len, struct err *err)
+{
+	json_t *j = NULL;
+	char *text;
+	char *line;
+	size_t len;
+	size_t lead = o->partial ? 1 : 0;
+	int rc = output_change_json(c, &j, err);
+
+	if (rc != 0)
+		return rc;
 	text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(j);
 	if (text == NULL)

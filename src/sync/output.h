@@ -11,6 +11,8 @@
 #include "base/compat.h"
 
 struct err;
+struct json_t;
+struct store_presence_event;
 struct sync_output;
 
 /* One presence change. Strings are borrowed; NULL is written as JSON null. */
@@ -26,6 +28,20 @@ struct output_change {
 	int64_t until_utc;   /* INT64_MAX (PRESENCE_NEVER): written as null */
 	const char *reason;  /* "initial", "calendar-changed", "appointment-start", ... */
 };
+
+/*
+ * The change as the JSON object of one line (docs/output.md), keys in the documented order: the
+ * one builder of that object, also for webhook bodies and Server-Sent Events. 0 and *out
+ * (owned: json_decref() it), or -EINVAL when a string is not UTF-8 (err names the field),
+ * -ERANGE when a time is outside years 1 to 9999.
+ */
+ATTR_NODISCARD int output_change_json(const struct output_change *c, struct json_t **out,
+                                      struct err *err);
+
+/* The change a stored presence event records: time is its updated_utc, and a since or until
+ * of 0 (stored for "none") becomes PRESENCE_SINCE_ALWAYS / PRESENCE_NEVER. Strings are
+ * borrowed from ev. */
+void output_change_from_event(const struct store_presence_event *ev, struct output_change *out);
 
 /*
  * Opens the output: path NULL or "-" is standard output; anything else is opened with

@@ -31,12 +31,12 @@
 
 #include "base/clock.h"
 #include "base/err.h"
-#include "base/iso8601.h"
 #include "base/log.h"
 #include "base/xalloc.h"
 #include "calsync-config.h"
 #include "config/config.h"
 #include "store/store.h"
+#include "sync/output.h"
 
 _Static_assert(WEBHOOK_MAX_TARGETS == CFG_MAX_WEBHOOKS, "one delivery state per <webhook>");
 
@@ -76,50 +76,19 @@ struct webhook {
 
 /* ---- pure helpers ---- */
 
-/* Points *out at t formatted into buf, or at NULL (JSON null) when t is 0 ("none"). */
-static int format_time(const char *field, int64_t t, bool nullable, char buf[ISO8601_FORMAT_SIZE],
-                       const char **out, struct err *err)
-{
-	if (nullable && t == 0) {
-		*out = NULL;
-		return 0;
-	}
-	if (iso8601_format(t, buf, NULL) != 0)
-		return err_set(err, -ERANGE, "event: %s %lld is outside years 1 to 9999", field,
-		               (long long)t);
-	*out = buf;
-	return 0;
-}
-
 int webhook_body(const struct store_presence_event *ev, char **out_body, size_t *out_len,
                  struct err *err)
 {
-	const struct store_presence *p = &ev->presence;
-	char time_buf[ISO8601_FORMAT_SIZE];
-	char since_buf[ISO8601_FORMAT_SIZE];
-	char until_buf[ISO8601_FORMAT_SIZE];
-	const char *time_s = NULL;
-	const char *since_s = NULL;
-	const char *until_s = NULL;
-	json_error_t jerr;
-	json_t *j;
+	struct output_change c;
+	json_t *j = NULL;
 	char *text;
 	int rc;
 
-	/* The same object, keys and encoding as a docs/output.md line (sync/output.c). */
-	rc = format_time("time", p->updated_utc, false, time_buf, &time_s, err);
-	if (rc == 0)
-		rc = format_time("since", p->since_utc, true, since_buf, &since_s, err);
-	if (rc == 0)
-		rc = format_time("until", p->until_utc, true, until_buf, &until_s, err);
+	/* The same object as a docs/output.md line: one builder for both. */
+	output_change_from_event(ev, &c);
+	rc = output_change_json(&c, &j, err);
 	if (rc != 0)
 		return rc;
-	j = json_pack_ex(&jerr, 0, "{s:I, s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?}",
-	                 "id", (json_int_t)ev->id, "time", time_s, "user", ev->smtp, "state",
-	                 p->state, "profile", p->profile, "forward", p->forward, "subject",
-	                 p->subject, "since", since_s, "until", until_s, "reason", ev->reason);
-	if (j == NULL)
-		return err_set(err, -EINVAL, "event %lld: %s", (long long)ev->id, jerr.text);
 	text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(j);
 	if (text == NULL)
