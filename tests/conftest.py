@@ -1,5 +1,7 @@
 """Test-run set-up shared by every pytest test: the ews-sim fixtures (sim_factory, sim,
-certs; the harness itself is tests/simharness.py) and MD4 for the NTLM clients.
+module_sim_factory, certs; the harness itself is tests/simharness.py), the calsync daemon
+fixtures of tests/sync, tests/api and tests/webhook (calsync_bin, calsync_factory; the daemon
+harness is tests/sync/calsyncproc.py), and MD4 for the NTLM clients.
 
 The third-party NTLM clients the tests use in-process (exchangelib and requests_ntlm,
 through ntlm_auth) call hashlib.new('md4'), which Debian 12's OpenSSL 3 keeps in its
@@ -11,11 +13,16 @@ it has its own MD4 (sim/ewssim/md4.py).
 import ctypes
 import ctypes.util
 import hashlib
+import os
 import subprocess
+import sys
 
 import pytest
 
-from simharness import sim_pool
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "sync"))
+
+from calsyncproc import Calsync, calsync_binary, calsync_pool, failed  # noqa: E402
+from simharness import sim_pool  # noqa: E402
 
 
 def _enable_md4():
@@ -44,6 +51,44 @@ def sim_factory():
 @pytest.fixture
 def sim(sim_factory):
     return sim_factory()
+
+
+@pytest.fixture(scope="module")
+def module_sim_factory():
+    """ews-sims shared by the tests of one module (each test uses its own mailboxes)."""
+    yield from sim_pool()
+
+
+# ---- calsync daemons ----------------------------------------------------------------------
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+@pytest.fixture(scope="session")
+def calsync_bin():
+    path = calsync_binary()
+    if not os.access(path, os.X_OK):
+        pytest.fail("calsync binary not found at %s: build it (meson setup build && meson compile -C build) "
+                    "or set CALSYNC_BUILD to a meson build directory" % path)
+    return path
+
+
+@pytest.fixture
+def calsync_class():
+    """The daemon harness class calsync_factory makes; tests/api uses its subclass."""
+    return Calsync
+
+
+@pytest.fixture
+def calsync_factory(calsync_bin, calsync_class, tmp_path, request):
+    """calsync_factory(sim, mailboxes, **config) -> Calsync (not started)."""
+    yield from calsync_pool(calsync_class, lambda name, i: tmp_path / (name or "calsync%d" % (i + 1)),
+                            lambda: failed(request.node))
 
 
 @pytest.fixture(scope="module")

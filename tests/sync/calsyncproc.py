@@ -476,3 +476,34 @@ def sim_subscriptions(sim, smtp=None):
 
 def sim_streams(sim):
     return sim.control("GET", "/notify/streams", expect=200)[1]
+
+
+# ---- for the fixtures (tests/conftest.py, tests/api/conftest.py) ----
+
+
+def failed(node):
+    """Whether the test node failed in set-up or in its body (for dumping daemon logs)."""
+    return any(getattr(node, "rep_" + w, None) is not None and getattr(node, "rep_" + w).failed
+               for w in ("setup", "call"))
+
+
+def calsync_pool(cls, new_dir, has_failed):
+    """The body of a calsync factory fixture: yields make(sim, mailboxes, name=None, **config)
+    -> cls (not started) in new_dir(name, index); afterwards kills every daemon it made and,
+    when has_failed(), prints their stderr and their ews-sim's log."""
+    procs = []
+
+    def make(sim, mailboxes, name=None, **kw):
+        c = cls(new_dir(name, len(procs)), sim, mailboxes, **kw)
+        procs.append(c)
+        return c
+
+    yield make
+    for c in procs:
+        c.cleanup()
+    if has_failed():
+        for c in procs:
+            if c.logs:
+                print(c.stderr_tail(150))
+                print("--- ews-sim log (last 40 lines) ---")
+                print("\n".join(c.sim.output().splitlines()[-40:]) if not c.sim.log.closed else "(closed)")
