@@ -733,18 +733,29 @@ int store_mailbox_add(struct store *s, const char *smtp, const char *ews_url, co
 	return update_one(s, st, brc, smtp, "add mailbox", err);
 }
 
-int store_mailbox_remove(struct store *s, const char *smtp, struct err *err)
+/* Runs q, an UPDATE of the mailbox smtp (?1), with v as ?2 when bind is given (bind_i64 or
+ * bind_time). 0, or -ENOENT when no mailbox matched. */
+static int update_mailbox(struct store *s, enum q q, const char *smtp,
+                          void (*bind)(int *, sqlite3_stmt *, int, int64_t), int64_t v,
+                          const char *what, struct err *err)
 {
 	sqlite3_stmt *st = NULL;
 	int brc = SQLITE_OK;
 	int rc = check_smtp(smtp, err);
 
 	if (rc == 0)
-		rc = stmt(s, Q_MB_DISABLE, &st, err);
+		rc = stmt(s, q, &st, err);
 	if (rc < 0)
 		return rc;
 	bind_text(&brc, st, 1, smtp);
-	return update_one(s, st, brc, smtp, "remove mailbox", err);
+	if (bind != NULL)
+		bind(&brc, st, 2, v);
+	return update_one(s, st, brc, smtp, what, err);
+}
+
+int store_mailbox_remove(struct store *s, const char *smtp, struct err *err)
+{
+	return update_mailbox(s, Q_MB_DISABLE, smtp, NULL, 0, "remove mailbox", err);
 }
 
 int store_mailbox_list(struct store *s, enum store_mb_filter filter, struct store_mailbox **out_mbs,
@@ -866,33 +877,14 @@ int store_mailbox_set_endpoint(struct store *s, const char *smtp, const char *ew
 int store_mailbox_set_refreshed(struct store *s, const char *smtp, int64_t refresh_utc,
                                 struct err *err)
 {
-	sqlite3_stmt *st = NULL;
-	int brc = SQLITE_OK;
-	int rc = check_smtp(smtp, err);
-
-	if (rc == 0)
-		rc = stmt(s, Q_MB_SET_REFRESHED, &st, err);
-	if (rc < 0)
-		return rc;
-	bind_text(&brc, st, 1, smtp);
-	bind_time(&brc, st, 2, refresh_utc);
-	return update_one(s, st, brc, smtp, "set mailbox refreshed", err);
+	return update_mailbox(s, Q_MB_SET_REFRESHED, smtp, bind_time, refresh_utc,
+	                      "set mailbox refreshed", err);
 }
 
 int store_mailbox_set_by_api(struct store *s, const char *smtp, bool by_api, struct err *err)
 {
-	sqlite3_stmt *st = NULL;
-	int brc = SQLITE_OK;
-	int rc = check_smtp(smtp, err);
-
-	if (rc == 0)
-		rc = stmt(s, Q_MB_SET_BY_API, &st, err);
-	if (rc < 0)
-		return rc;
-	bind_text(&brc, st, 1, smtp);
-	if (brc == SQLITE_OK)
-		bind_i64(&brc, st, 2, by_api ? 1 : 0);
-	return update_one(s, st, brc, smtp, "set mailbox by_api", err);
+	return update_mailbox(s, Q_MB_SET_BY_API, smtp, bind_i64, by_api ? 1 : 0,
+	                      "set mailbox by_api", err);
 }
 
 /* ---- subscriptions ---- */
