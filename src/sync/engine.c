@@ -2041,56 +2041,105 @@ static void mb_remove(struct mb *mb)
 		mb_kick(mb);
 }
 
-/* A set of configured addresses, by lower-case key. */
+/* Adds (or re-enables) smtp in the store and starts syncing it. 0 or the store's error. */
+static int mb_add(struct sync_engine *e, const char *smtp, struct mb **out_mb, struct err *err)
+{
+	struct store_mailbox row = {0};
+	struct mb *mb;
+	int rc = store_mailbox_add(e->store, smtp, NULL, NULL, err);
+
+	if (rc == 0)
+		rc = store_mailbox_get(e->store, smtp, &row, err);
+	if (rc < 0)
+		return rc;
+	mb = mb_new(e, &row);
+	store_mailbox_clear(&row);
+	if (e->started)
+		mb_kick(mb);
+	if (out_mb)
+		*out_mb = mb;
+	return 0;
+}
+
+/* A set of addresses, by lower-case key. */
 struct name {
 	char *key;
 	UT_hash_handle hh;
 };
 
-/* Adds the configured mailboxes to the store and disables the stored ones not configured. */
+static void names_add(struct name **set, const char *smtp)
+{
+	struct name *nm = xcalloc(1, sizeof(*nm));
+
+	nm->key = lower_dup(smtp);
+	HASH_ADD_KEYPTR(hh, *set, nm->key, strlen(nm->key), nm);
+}
+
+static bool names_has(struct name *set, const char *smtp)
+{
+	char *key = lower_dup(smtp);
+	struct name *nm;
+
+	HASH_FIND_STR(set, key, nm);
+	free(key);
+	return nm != NULL;
+}
+
+static void names_free(struct name **set)
+{
+	struct name *nm, *tmp;
+
+	HASH_ITER(hh, *set, nm, tmp)
+	{
+		HASH_DEL(*set, nm);
+		free(nm->key);
+		free(nm);
+	}
+}
+
+/*
+ * Makes the engine's mailboxes those of cfg (and the ones added through the API): disables the
+ * stored ones no longer configured and adds the new ones. One read of the stored list; only a
+ * mailbox that is not already enabled in the store costs a write, so a restart with 50,000
+ * mailboxes writes nothing here.
+ */
 static int sync_mailboxes(struct sync_engine *e, const struct cfg *cfg, struct err *err)
 {
 	struct store_mailbox *rows = NULL;
 	size_t n_rows = 0;
-	struct name *names = NULL, *nm, *tmp;
-	int rc;
+	struct name *configured = NULL, *stored = NULL;
+	int rc = store_mailbox_list(e->store, STORE_MB_ENABLED, &rows, &n_rows, err);
 
-	for (size_t i = 0; i < cfg->n_mailboxes; i++) {
-		if (mb_find(e, cfg->mailboxes[i]) == NULL) {
-			rc = store_mailbox_add(e->store, cfg->mailboxes[i], NULL, NULL, err);
-			if (rc < 0)
-				return rc;
-		}
-		nm = xcalloc(1, sizeof(*nm));
-		nm->key = lower_dup(cfg->mailboxes[i]);
-		HASH_ADD_KEYPTR(hh, names, nm->key, strlen(nm->key), nm);
-	}
-	rc = store_mailbox_list(e->store, STORE_MB_ENABLED, &rows, &n_rows, err);
-	for (size_t i = 0; rc == 0 && i < n_rows; i++) {
-		char *key = lower_dup(rows[i].smtp);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < n_rows; i++)
+		names_add(&stored, rows[i].smtp);
+	for (size_t i = 0; i < cfg->n_mailboxes; i++)
+		names_add(&configured, cfg->mailboxes[i]);
+	/* Stored and enabled: keep (start it if new to the engine) or disable. */
+	for (size_t i = 0; i < n_rows; i++) {
 		struct mb *mb = mb_find(e, rows[i].smtp);
 
-		HASH_FIND_STR(names, key, nm);
-		free(key);
-		if (nm == NULL && !rows[i].by_api) {
+		if (!names_has(configured, rows[i].smtp) && !rows[i].by_api) {
 			if (mb)
 				mb_remove(mb);
 			else if (store_mailbox_remove(e->store, rows[i].smtp, err) < 0)
 				log_err("store: %s: %s", rows[i].smtp, err->msg);
-			continue;
-		}
-		if (mb == NULL) {
+		} else if (mb == NULL) {
 			mb = mb_new(e, &rows[i]);
 			if (e->started)
 				mb_kick(mb);
 		}
 	}
-	HASH_ITER(hh, names, nm, tmp)
-	{
-		HASH_DEL(names, nm);
-		free(nm->key);
-		free(nm);
+	/* Configured but not enabled in the store: add (or re-enable) and start it. */
+	for (size_t i = 0; rc == 0 && i < cfg->n_mailboxes; i++) {
+		const char *smtp = cfg->mailboxes[i];
+
+		if (!names_has(stored, smtp) && mb_find(e, smtp) == NULL)
+			rc = mb_add(e, smtp, NULL, err);
 	}
+	names_free(&configured);
+	names_free(&stored);
 	store_mailboxes_free(rows, n_rows);
 	return rc;
 }
@@ -2180,7 +2229,6 @@ static void command_release(struct command *c)
 
 static int command_add(struct sync_engine *e, struct command *c)
 {
-	struct store_mailbox row = {0};
 	const char *why = cfg_address_problem(c->smtp);
 	struct mb *mb;
 	int rc;
@@ -2190,18 +2238,12 @@ static int command_add(struct sync_engine *e, struct command *c)
 		               why);
 	if (mb_find(e, c->smtp) != NULL)
 		return err_set(&c->err, -EEXIST, "%s is already synced", c->smtp);
-	rc = store_mailbox_add(e->store, c->smtp, NULL, NULL, &c->err);
+	rc = mb_add(e, c->smtp, &mb, &c->err);
 	if (rc == 0)
-		rc = store_mailbox_set_by_api(e->store, c->smtp, true, &c->err);
+		rc = store_mailbox_set_by_api(e->store, mb->smtp, true, &c->err);
 	if (rc == 0)
-		rc = store_mailbox_get(e->store, c->smtp, &row, &c->err);
-	if (rc < 0)
-		return rc;
-	mb = mb_new(e, &row);
-	store_mailbox_clear(&row);
-	log_info("%s: added through the API", mb->smtp);
-	mb_kick(mb);
-	return 0;
+		log_info("%s: added through the API", mb->smtp);
+	return rc;
 }
 
 static int run_command(struct sync_engine *e, struct command *c)
