@@ -10,6 +10,7 @@
 
 #include "base/buf.h"
 #include "base/err.h"
+#include "base/url.h"
 #include "sync/engine.h"
 #include "webhook/webhook.h"
 
@@ -57,50 +58,6 @@ static void counter(struct page *pg, const char *name, const char *help, uint64_
 {
 	head(pg, name, "counter", help);
 	put(pg, "%s %" PRIu64 "\n", name, v);
-}
-
-void api_url_label(const char *url, char *out, size_t size)
-{
-	const char *scheme_end = strstr(url, "://");
-	const char *host = scheme_end != NULL ? scheme_end + 3 : url;
-	const char *auth_end = host + strcspn(host, "/?#");
-	const char *at = NULL, *rest, *end;
-	size_t o = 0, n;
-
-	if (size == 0)
-		return;
-	for (const char *p = host; p < auth_end; p++) {
-		if (*p == '@')
-			at = p;
-	}
-	rest = at != NULL ? at + 1 : host;
-	end = rest + strcspn(rest, "?#");
-	/* scheme:// then the host and path without the user info. */
-	n = (size_t)(host - url);
-	if (n > size - 1)
-		n = size - 1;
-	memcpy(out, url, n);
-	o = n;
-	n = (size_t)(end - rest);
-	if (n > size - 1 - o)
-		n = size - 1 - o;
-	memcpy(out + o, rest, n);
-	o += n;
-	/* Never end inside a UTF-8 sequence: drop continuation bytes and their lead. */
-	if (o > 0 && ((unsigned char)out[o - 1] & 0x80) != 0) {
-		size_t k = o;
-
-		while (k > 0 && ((unsigned char)out[k - 1] & 0xc0) == 0x80)
-			k--;
-		if (k > 0 && ((unsigned char)out[k - 1] & 0xc0) == 0xc0) {
-			unsigned char lead = (unsigned char)out[k - 1];
-			size_t want = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
-
-			if (o - (k - 1) < want)
-				o = k - 1;
-		}
-	}
-	out[o] = '\0';
 }
 
 /* A label value in the text format: backslash, double quote and newline escaped. */
@@ -162,7 +119,7 @@ static void webhook_metrics(struct page *pg, const struct webhook_stats *w)
 		char url[API_MAX_URL_LABEL];
 		unsigned same = 0;
 
-		api_url_label(w->targets[i].url != NULL ? w->targets[i].url : "", url, sizeof(url));
+		url_redact(w->targets[i].url != NULL ? w->targets[i].url : "", url, sizeof(url));
 		escape_label(url, base[i], sizeof(base[i]));
 		for (size_t j = 0; j < i; j++)
 			same += strcmp(base[i], base[j]) == 0;

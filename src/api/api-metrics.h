@@ -30,9 +30,3 @@ struct api_metrics_in {
 /* Appends the whole page to out. 0, or -EMSGSIZE when out's maximum is too small. */
 ATTR_NODISCARD int api_metrics_format(const struct api_metrics_in *in, struct buf *out,
                                       struct err *err);
-
-/*
- * url without its user info, query and fragment (they may hold secrets), for a label or a status
- * page, into out (size bytes, NUL-terminated); cut at a UTF-8 boundary when it does not fit.
- */
-void api_url_label(const char *url, char *out, size_t size);

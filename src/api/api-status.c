@@ -12,6 +12,7 @@
 #include "api/api-metrics.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/url.h"
 #include "base/xalloc.h"
 #include "store/store.h"
 #include "sync/engine.h"
@@ -159,7 +160,7 @@ static json_t *webhooks_json(const struct webhook_stats *w)
 		const struct webhook_target_stats *t = &w->targets[i];
 		char url[API_MAX_URL_LABEL];
 
-		api_url_label(t->url != NULL ? t->url : "", url, sizeof(url));
+		url_redact(t->url != NULL ? t->url : "", url, sizeof(url));
 		json_array_append_new(list, json_pack("{s:o, s:I, s:I, s:I, s:I}", "url", text(url),
 		                                      "delivered", (json_int_t)t->delivered,
 		                                      "failures", (json_int_t)t->failures,

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/url.h"
 #include "harness.h"
 #include "sync/engine.h"
 #include "webhook/webhook.h"
@@ -195,24 +196,24 @@ TEST(url_label)
 	char small[12];
 	char long_url[600];
 
-	api_url_label("https://a:b@h.example/p/q?x=1#f", out, sizeof(out));
+	url_redact("https://a:b@h.example/p/q?x=1#f", out, sizeof(out));
 	CHECK_STREQ(out, "https://h.example/p/q");
-	api_url_label("http://h.example", out, sizeof(out));
+	url_redact("http://h.example", out, sizeof(out));
 	CHECK_STREQ(out, "http://h.example");
-	api_url_label("http://h.example?t=1", out, sizeof(out));
+	url_redact("http://h.example?t=1", out, sizeof(out));
 	CHECK_STREQ(out, "http://h.example");
 	/* An '@' in the path is not user info. */
-	api_url_label("http://h.example/a@b", out, sizeof(out));
+	url_redact("http://h.example/a@b", out, sizeof(out));
 	CHECK_STREQ(out, "http://h.example/a@b");
 	/* Cut to fit, never inside a UTF-8 sequence. */
-	api_url_label("http://h/\xc3\xa9\xc3\xa9", small, sizeof(small));
+	url_redact("http://h/\xc3\xa9\xc3\xa9", small, sizeof(small));
 	CHECK_STREQ(small, "http://h/\xc3\xa9");
-	api_url_label("http://h/ab\xc3\xa9", small, sizeof(small));
+	url_redact("http://h/ab\xc3\xa9", small, sizeof(small));
 	CHECK_STREQ(small, "http://h/ab");
 	memset(long_url, 'a', sizeof(long_url) - 1);
 	long_url[sizeof(long_url) - 1] = '\0';
 	memcpy(long_url, "http://", 7);
-	api_url_label(long_url, out, sizeof(out));
+	url_redact(long_url, out, sizeof(out));
 	CHECK_EQ(strlen(out), API_MAX_URL_LABEL - 1);
 }
 

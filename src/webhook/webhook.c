@@ -32,6 +32,7 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/url.h"
 #include "base/xalloc.h"
 #include "calsync-config.h"
 #include "config/config.h"
@@ -135,22 +136,13 @@ int64_t webhook_backoff_usec(unsigned failures, uint64_t rnd)
 
 /* ---- the target ---- */
 
-/* The URL for messages: without "user:password@", "?query" and "#fragment", which may hold
- * credentials. */
+/* The URL for messages, without what may hold credentials (url_redact). Owned. */
 static char *log_url(const char *url)
 {
-	const char *scheme_end = strstr(url, "://");
-	const char *host = scheme_end != NULL ? scheme_end + 3 : url;
-	size_t host_len = strcspn(host, "/?#");
-	const char *at = memchr(host, '@', host_len);
-	size_t prefix = (size_t)(host - url);
-	const char *rest = at != NULL ? at + 1 : host;
-	size_t rest_len = strcspn(rest, "?#");
-	char *out = xmalloc(prefix + rest_len + 1);
+	size_t size = strlen(url) + 1;
+	char *out = xmalloc(size);
 
-	memcpy(out, url, prefix);
-	memcpy(out + prefix, rest, rest_len);
-	out[prefix + rest_len] = '\0';
+	url_redact(url, out, size);
 	return out;
 }
 
