@@ -36,6 +36,7 @@
 #include <uthash.h>
 #include <uv.h>
 
+#include "base/backoff.h"
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/cs-limits.h"
@@ -287,30 +288,18 @@ static void count_op(struct sync_engine *e, enum sync_op op, bool ok, int64_t el
 
 static uint64_t rng_next(struct sync_engine *e)
 {
-	/* xorshift64*: jitter only, not security. */
-	e->rng ^= e->rng >> 12;
-	e->rng ^= e->rng << 25;
-	e->rng ^= e->rng >> 27;
-	return e->rng * UINT64_C(2685821657736338717);
+	return backoff_rng_next(&e->rng);
 }
 
 /* A delay between d/2 and d: spreads retries of many mailboxes that failed together. */
 static int64_t jitter(struct sync_engine *e, int64_t d)
 {
-	if (d <= 1)
-		return d;
-	return d / 2 + (int64_t)(rng_next(e) % (uint64_t)(d / 2));
+	return backoff_jitter(d, rng_next(e));
 }
 
 static int64_t backoff_usec(struct sync_engine *e, unsigned failures)
 {
-	int64_t d = SYNC_RETRY_FIRST_USEC;
-
-	for (unsigned i = 1; i < failures && d < SYNC_RETRY_MAX_USEC; i++)
-		d *= 2;
-	if (d > SYNC_RETRY_MAX_USEC)
-		d = SYNC_RETRY_MAX_USEC;
-	return jitter(e, d);
+	return backoff_delay(SYNC_RETRY_FIRST_USEC, SYNC_RETRY_MAX_USEC, failures, rng_next(e));
 }
 
 static void replace_str(char **dst, const char *src)

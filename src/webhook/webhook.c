@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/backoff.h"
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -124,14 +125,7 @@ int webhook_signature(const char *secret, const char *body, size_t len,
 
 int64_t webhook_backoff_usec(unsigned failures, uint64_t rnd)
 {
-	int64_t d = WEBHOOK_RETRY_FIRST_USEC;
-
-	for (unsigned i = 1; i < failures && d < WEBHOOK_RETRY_MAX_USEC; i++)
-		d *= 2;
-	if (d > WEBHOOK_RETRY_MAX_USEC)
-		d = WEBHOOK_RETRY_MAX_USEC;
-	/* Between d/2 and d: receivers that failed together are not retried together. */
-	return d / 2 + (int64_t)(rnd % (uint64_t)(d / 2));
+	return backoff_delay(WEBHOOK_RETRY_FIRST_USEC, WEBHOOK_RETRY_MAX_USEC, failures, rnd);
 }
 
 /* ---- the target ---- */
@@ -148,11 +142,7 @@ static char *log_url(const char *url)
 
 static uint64_t rng_next(struct webhook *w)
 {
-	/* xorshift64*: jitter only, not security. */
-	w->rng ^= w->rng >> 12;
-	w->rng ^= w->rng << 25;
-	w->rng ^= w->rng >> 27;
-	return w->rng * UINT64_C(2685821657736338717);
+	return backoff_rng_next(&w->rng);
 }
 
 static bool stopping(struct webhook *w)
