@@ -10,6 +10,12 @@ Schemes (as enabled on the EWS vdir of an Exchange 2019 server):
   is accepted only with a raw NTLMSSP token (what non-Kerberos clients send);
   Kerberos / SPNEGO tokens get a 401.  Only NTLMv2 is accepted; the MIC is
   verified when the client says it sent one.
+* Extended Protection for Authentication (IIS ``extendedProtection
+  tokenChecking`` None/Allow/Require = ``off``/``allow``/``require``): over
+  HTTPS the NTLMv2 response's ``MsvAvChannelBindings`` must be the MD5 of the
+  channel bindings of the TLS channel (RFC 5929 ``tls-server-end-point``, the
+  hash of our own certificate).  Over plain HTTP there is no channel to bind
+  and nothing is checked, as on IIS.
 * ``Basic`` -- per request.
 * ``Bearer`` -- per request, token checked by ``bearer_lookup``.
 
@@ -18,9 +24,12 @@ Nothing secret (passwords, hashes, tokens, NTLM messages) is ever logged.
 
 import base64
 import binascii
+import hashlib
 import hmac
 import logging
 import os
+import re
+import ssl
 import struct
 import time
 import weakref
@@ -30,7 +39,8 @@ from multidict import CIMultiDict
 
 from .md4 import md4
 
-__all__ = ["Authenticator", "ntowfv2", "ntproofstr", "rc4", "parse_av_pairs"]
+__all__ = ["Authenticator", "ntowfv2", "ntproofstr", "rc4", "parse_av_pairs",
+           "EXTENDED_PROTECTION", "leaf_cert_der", "tls_server_end_point", "channel_bindings_hash"]
 
 log = logging.getLogger("ewssim.auth")
 
@@ -78,6 +88,7 @@ MSV_AV_DNS_DOMAIN_NAME = 4
 MSV_AV_DNS_TREE_NAME = 5
 MSV_AV_FLAGS = 6
 MSV_AV_TIMESTAMP = 7
+MSV_AV_CHANNEL_BINDINGS = 10
 
 _AV_FLAG_MIC_PRESENT = 0x00000002
 
@@ -116,6 +127,10 @@ _IIS_401_BODY = (
     "</body>\r\n"
     "</html>\r\n"
 )
+
+
+#: IIS extendedProtection tokenChecking None / Allow / Require.
+EXTENDED_PROTECTION = ("off", "allow", "require")
 
 
 class _Malformed(Exception):
@@ -166,6 +181,48 @@ def rc4(key, data):
         s[i], s[j] = s[j], s[i]
         out[n] = byte ^ s[(s[i] + s[j]) & 0xFF]
     return bytes(out)
+
+
+# --------------------------------------------------------------------------
+# Channel binding (RFC 5929 tls-server-end-point, MS-NLMP MsvAvChannelBindings)
+# --------------------------------------------------------------------------
+_PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
+
+
+def leaf_cert_der(pem_path):
+    """DER of the first certificate in a PEM file: the one a TLS server sends
+    as its own (the rest of the file is its chain). ValueError if there is none."""
+    with open(pem_path, encoding="ascii", errors="replace") as f:
+        m = _PEM_CERT.search(f.read())
+    if m is None:
+        raise ValueError("%s: no PEM certificate" % pem_path)
+    return ssl.PEM_cert_to_DER_cert(m.group(0))
+
+
+def tls_server_end_point(cert_der):
+    """(hash name, certificate hash) for RFC 5929 section 4.1: the hash of the
+    certificate's signature algorithm, except SHA-256 for MD5 and SHA-1.  An
+    algorithm without a hash the cryptography module can name (RSASSA-PSS in
+    Debian 12's version, Ed25519) also gets SHA-256 (a choice; RFC 5929 leaves
+    Ed25519 undefined)."""
+    from cryptography import x509  # python3-cryptography (a dependency of python3-requests-ntlm)
+    from cryptography.exceptions import UnsupportedAlgorithm
+
+    try:
+        algo = x509.load_der_x509_certificate(cert_der).signature_hash_algorithm
+        name = algo.name.replace("-", "_") if algo is not None else "sha256"
+    except UnsupportedAlgorithm:
+        name = "sha256"
+    if name in ("md5", "sha1") or name not in hashlib.algorithms_available:
+        name = "sha256"
+    return name, hashlib.new(name, cert_der).digest()
+
+
+def channel_bindings_hash(application_data):
+    """MD5 of the gss_channel_bindings_struct with no addresses (RFC 2744 layout,
+    little-endian as Windows flattens it): what MsvAvChannelBindings carries."""
+    return hashlib.md5(struct.pack("<IIIII", 0, 0, 0, 0, len(application_data))
+                       + application_data).digest()
 
 
 # --------------------------------------------------------------------------
@@ -276,13 +333,20 @@ class Authenticator:
     MAX_DRAIN = 64 * 1024 * 1024
 
     def __init__(self, lookup, bearer_lookup, methods=("negotiate", "ntlm", "basic", "bearer"),
-                 netbios_domain="CONTOSO", dns_domain="contoso.example", server_name="EXCH01"):
+                 netbios_domain="CONTOSO", dns_domain="contoso.example", server_name="EXCH01",
+                 extended_protection="off", tls_cert_der=None, on_failure=None):
         """lookup(username: str) -> (account_name: str, password: str) | None.
         username is what the client sent: 'svc', 'CONTOSO\\svc', 'svc@contoso.example' (the
         lookup handles mapping; for NTLM user and domain are passed as sent: lookup gets
         'DOMAIN\\user' when domain is non-empty else 'user').
         bearer_lookup(token: str) -> account_name | None.
-        methods: which schemes are enabled (like IIS auth settings on the EWS vdir)."""
+        methods: which schemes are enabled (like IIS auth settings on the EWS vdir).
+        extended_protection: 'off', 'allow' or 'require' (see set_extended_protection).
+        tls_cert_der: the certificate this server presents over TLS (leaf_cert_der), from
+        which the expected channel binding is computed once; without it a TLS connection
+        can never satisfy a channel-binding check.
+        on_failure(reason: str) is called once per failed authentication attempt (not for
+        a request without credentials, nor for the CHALLENGE leg of NTLM)."""
         self.lookup = lookup
         self.bearer_lookup = bearer_lookup
         wanted = {m.lower() for m in methods}
@@ -293,6 +357,15 @@ class Authenticator:
         self.netbios_domain = netbios_domain
         self.dns_domain = dns_domain
         self.server_name = server_name
+        self.extended_protection = "off"
+        self.set_extended_protection(extended_protection)
+        self.on_failure = on_failure
+        self.cbt_hash_name = None  # RFC 5929 hash of our certificate: name, value
+        self.cert_hash = None
+        self._expected_cbt = None  # MD5 of the channel bindings, when serving TLS
+        if tls_cert_der is not None:
+            self.cbt_hash_name, self.cert_hash = tls_server_end_point(tls_cert_der)
+            self._expected_cbt = channel_bindings_hash(b"tls-server-end-point:" + self.cert_hash)
         # transport -> _ConnState.  Weak keys: an entry goes away with its
         # (closed) transport; _sweep() additionally drops closed ones and
         # caps the number of pending challenges.
@@ -301,6 +374,27 @@ class Authenticator:
         self._next_sweep = self.MAX_PENDING
 
     # ------------------------------------------------------------------ API
+    def set_extended_protection(self, mode):
+        """'off' (IIS None: never checked), 'allow' (a channel binding the client sends
+        must match; none or all-zero is fine) or 'require' (it must be there and match).
+        Only NTLM over TLS is checked. Takes effect for the next AUTHENTICATE message;
+        connections already authenticated stay so. ValueError on anything else."""
+        if mode not in EXTENDED_PROTECTION:
+            raise ValueError("extended protection must be one of %s" % ", ".join(EXTENDED_PROTECTION))
+        self.extended_protection = mode
+
+    def describe(self):
+        """The settings, for the control API (nothing secret: the certificate is public)."""
+        return {
+            "methods": list(self.methods),
+            "extended_protection": self.extended_protection,
+            "channel_binding": None if self.cert_hash is None else {
+                "type": "tls-server-end-point",
+                "hash": self.cbt_hash_name,
+                "certificate_hash": self.cert_hash.hex(),
+            },
+        }
+
     async def authenticate(self, request):
         """Return the authenticated account name, or a 401 web.Response."""
         transport = request.transport
@@ -333,7 +427,7 @@ class Authenticator:
         # token without a scheme must not get it written to the log.
         known = scheme_l in ("negotiate", "ntlm", "basic", "bearer", "digest", "kerberos")
         log.info("auth: unsupported or disabled scheme %s", scheme if known else "<other>")
-        return await self._unauthorized(request)
+        return await self._unauthorized(request, "unsupported-scheme")
 
     # ----------------------------------------------------------- responses
     def _realm(self, request):
@@ -392,7 +486,11 @@ class Authenticator:
             resp.force_close()
         return resp
 
-    async def _unauthorized(self, request):
+    async def _unauthorized(self, request, reason=None):
+        """IIS's 401 with every enabled challenge; reason (a failed attempt, not a
+        request without credentials) goes to on_failure."""
+        if reason is not None and self.on_failure is not None:
+            self.on_failure(reason)
         return await self._response_401(request, self._challenge_headers(request))
 
     # ---------------------------------------------------------------- Basic
@@ -401,7 +499,7 @@ class Authenticator:
             raw = base64.b64decode(param, validate=True)
         except (binascii.Error, ValueError):
             log.info("auth: Basic with malformed credentials")
-            return await self._unauthorized(request)
+            return await self._unauthorized(request, "malformed")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -409,7 +507,7 @@ class Authenticator:
         user, sep, password = text.partition(":")
         if not sep or not user:
             log.info("auth: Basic with malformed credentials")
-            return await self._unauthorized(request)
+            return await self._unauthorized(request, "malformed")
         found = self.lookup(user)
         if found is not None:
             account, expected = found
@@ -417,7 +515,7 @@ class Authenticator:
                 log.debug("auth: Basic ok user=%r account=%r", user, account)
                 return account
         log.info("auth: Basic failed user=%r", user)
-        return await self._unauthorized(request)
+        return await self._unauthorized(request, "credentials")
 
     # --------------------------------------------------------------- Bearer
     async def _bearer(self, request, token):
@@ -426,7 +524,7 @@ class Authenticator:
             log.debug("auth: Bearer ok account=%r", account)
             return account
         log.info("auth: Bearer token rejected")
-        return await self._unauthorized(request)
+        return await self._unauthorized(request, "credentials")
 
     # ----------------------------------------------------------------- NTLM
     async def _ntlm(self, request, transport, state, scheme, param):
@@ -435,14 +533,14 @@ class Authenticator:
             mtype = _message_type(msg)
         except (binascii.Error, ValueError, _Malformed):
             log.info("auth: %s token is not NTLMSSP (Kerberos/SPNEGO unsupported)", scheme)
-            return await self._unauthorized(request)
+            return await self._unauthorized(request, "unsupported-scheme")
 
         if mtype == 1:
             return await self._ntlm_type1(request, transport, scheme, msg)
         if mtype == 3:
             return await self._ntlm_type3(request, state, scheme, msg)
         log.info("auth: unexpected NTLM message type %d", mtype)
-        return await self._unauthorized(request)
+        return await self._unauthorized(request, "malformed")
 
     def _build_challenge(self, client_flags, challenge):
         flags = NEGOTIATE_NTLM | REQUEST_TARGET | TARGET_TYPE_DOMAIN | NEGOTIATE_TARGET_INFO \
@@ -493,7 +591,7 @@ class Authenticator:
     async def _ntlm_type1(self, request, transport, scheme, msg):
         if len(msg) < 16:
             log.info("auth: NTLM NEGOTIATE too short")
-            return await self._unauthorized(request)
+            return await self._unauthorized(request, "malformed")
         client_flags = struct.unpack_from("<I", msg, 12)[0]
         challenge = os.urandom(8)
         type2 = self._build_challenge(client_flags, challenge)
@@ -514,37 +612,45 @@ class Authenticator:
     async def _ntlm_type3(self, request, state, scheme, msg):
         if state is None or state.challenge is None:
             log.info("auth: %s AUTHENTICATE without a challenge on this connection", scheme)
-            return await self._unauthorized(request)
+            return await self._unauthorized(request, "no-challenge")
         if time.monotonic() - state.created > self.CHALLENGE_TTL:
             log.info("auth: %s AUTHENTICATE for an expired challenge", scheme)
-            return await self._unauthorized(request)
+            return await self._unauthorized(request, "no-challenge")
         try:
             t3 = _parse_type3(msg)
         except (_Malformed, struct.error, UnicodeDecodeError, ValueError):
             log.info("auth: %s malformed AUTHENTICATE", scheme)
-            return await self._unauthorized(request)
+            return await self._unauthorized(request, "malformed")
 
         nt_len = len(t3.nt)
         if not t3.user or nt_len == 0:
             log.info("auth: %s anonymous AUTHENTICATE rejected", scheme)
-            return await self._unauthorized(request)
+            return await self._unauthorized(request, "anonymous")
         if nt_len == 24:
             log.info("auth: %s NTLMv1 response rejected user=%r", scheme, t3.user)
-            return await self._unauthorized(request)
+            return await self._unauthorized(request, "ntlmv1")
         if nt_len < 16 + 28:
             log.info("auth: %s malformed NTLMv2 response user=%r", scheme, t3.user)
-            return await self._unauthorized(request)
+            return await self._unauthorized(request, "malformed")
 
         name = "%s\\%s" % (t3.domain, t3.user) if t3.domain else t3.user
         found = self.lookup(name)
         if found is None:
             log.info("auth: %s unknown user %r", scheme, name)
-            return await self._unauthorized(request)
+            return await self._unauthorized(request, "credentials")
         account, password = found
 
         if not self._verify_ntlmv2(state, msg, t3, password):
             log.info("auth: %s bad credentials for %r", scheme, name)
-            return await self._unauthorized(request)
+            return await self._unauthorized(request, "credentials")
+
+        # The NTProofStr verified above covers the AV pairs, so the channel binding
+        # read here is the one the client computed.
+        problem = self._channel_binding_problem(request, t3)
+        if problem is not None:
+            log.info("auth: %s %s for %r (extended protection %s)", scheme, problem, name,
+                     self.extended_protection)
+            return await self._unauthorized(request, problem)
 
         # Authenticated: the connection now belongs to `account`.
         transport = request.transport
@@ -555,6 +661,27 @@ class Authenticator:
             self._conns[transport] = done
         log.info("auth: %s ok user=%r account=%r", scheme, name, account)
         return account
+
+    def _channel_binding_problem(self, request, t3):
+        """None if the channel binding of a verified AUTHENTICATE is acceptable under the
+        extended-protection setting, else the failure reason."""
+        mode = self.extended_protection
+        if mode == "off":
+            return None
+        transport = request.transport
+        if transport is None or transport.get_extra_info("ssl_object") is None:
+            return None  # plain HTTP: no channel to bind, IIS does not check
+        value = None
+        for av_id, v in parse_av_pairs(t3.nt[16 + 28:]):  # parsed fine in _verify_ntlmv2
+            if av_id == MSV_AV_CHANNEL_BINDINGS:
+                value = v
+                break
+        if value is None or value == b"\x00" * 16:
+            return "channel-binding-missing" if mode == "require" else None
+        # A TLS connection whose certificate we do not know can match nothing.
+        if self._expected_cbt is None or not hmac.compare_digest(value, self._expected_cbt):
+            return "channel-binding-mismatch"
+        return None
 
     def _verify_ntlmv2(self, state, msg, t3, password):
         try:

@@ -1,7 +1,7 @@
 """The control API: JSON over HTTP on its own port, for tests, demos and benchmarks.
 
 This module holds the core routes (health, clock, counters, accounts, mailboxes, limits,
-backends); the calendar, notification and fault modules add theirs through
+backends, auth); the calendar, notification and fault modules add theirs through
 `control_routes(sim)`. Every error is a JSON object {"error": "..."} with a 4xx status.
 """
 
@@ -143,6 +143,25 @@ async def post_token(request):
     return web.json_response({"ok": True}, status=201)
 
 
+async def get_auth(request):
+    return web.json_response(_sim(request).ext["auth"].describe())
+
+
+async def post_auth(request):
+    """{"extended_protection": "off"|"allow"|"require"}"""
+    authn = _sim(request).ext["auth"]
+    d = await read_json(request)
+    unknown = set(d) - {"extended_protection"}
+    if unknown:
+        raise bad("auth: unknown keys %s" % sorted(unknown))
+    if "extended_protection" in d:
+        try:
+            authn.set_extended_protection(d["extended_protection"])
+        except ValueError as exc:
+            raise bad("auth: %s" % exc)
+    return web.json_response(authn.describe())
+
+
 async def get_mailbox(request):
     sim = _sim(request)
     mb = sim.mailbox(request.match_info["smtp"])
@@ -208,6 +227,8 @@ def build_app(sim):
     app.router.add_get("/accounts", get_accounts)
     app.router.add_post("/accounts", post_account)
     app.router.add_post("/tokens", post_token)
+    app.router.add_get("/auth", get_auth)
+    app.router.add_post("/auth", post_auth)
     app.router.add_get("/backends", get_backends)
     app.router.add_post("/mailboxes", post_mailboxes)
     app.router.add_get("/mailboxes/{smtp}", get_mailbox)

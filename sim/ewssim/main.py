@@ -54,6 +54,9 @@ def parse_args(argv):
                    help="accept this OAuth bearer token for the service account (repeatable)")
     p.add_argument("--tls-cert", default=None, help="PEM certificate (chain): serve HTTPS")
     p.add_argument("--tls-key", default=None, help="PEM private key for --tls-cert")
+    p.add_argument("--extended-protection", choices=auth.EXTENDED_PROTECTION, default="off",
+                   help="IIS Extended Protection (tokenChecking None/Allow/Require) on the EWS vdir: "
+                   "NTLM channel binding to the TLS certificate, checked over HTTPS only (default off)")
     p.add_argument("--no-validate", action="store_true", help="do not validate requests against the schema")
     p.add_argument("--time-scale", type=float, default=1.0,
                    help="sim seconds per real second for the simulator's own timers (default 1)")
@@ -122,8 +125,17 @@ def build_sim(a):
     for m in methods:
         if m not in ("negotiate", "ntlm", "basic", "bearer"):
             raise SystemExit("ews-sim: --auth: unknown method %r (negotiate, ntlm, basic, bearer)" % m)
-    sim.ext["auth"] = auth.Authenticator(sim.lookup_account, sim.lookup_bearer, methods=methods,
-                                         netbios_domain=state.NETBIOS_DOMAIN, dns_domain=sim.domain)
+    cert_der = None
+    if a.tls_cert:
+        try:
+            cert_der = auth.leaf_cert_der(a.tls_cert)
+        except (OSError, ValueError) as exc:
+            raise SystemExit("ews-sim: --tls-cert: %s" % exc)
+    sim.ext["auth"] = auth.Authenticator(
+        sim.lookup_account, sim.lookup_bearer, methods=methods,
+        netbios_domain=state.NETBIOS_DOMAIN, dns_domain=sim.domain,
+        extended_protection=a.extended_protection, tls_cert_der=cert_der,
+        on_failure=lambda reason: sim.counters.inc("auth_failures", reason))
     sim.ext["throttle"] = throttle.Throttle(sim)
     return sim
 
@@ -177,9 +189,11 @@ async def serve(a):
             "  control API    %(control)s  (GET /health, /counters, /clock; see docs/ews-sim.md)\n"
             "  service account %(service_account)s (ApplicationImpersonation over all mailboxes)\n"
             "  mailboxes      user00001@%(domain)s .. user%(last)05d@%(domain)s\n"
-            "  auth           Basic, NTLM, Negotiate (NTLM inside), Bearer; see docs/ews-sim.md\n"
+            "  auth           Basic, NTLM, Negotiate (NTLM inside), Bearer; extended protection %(epa)s;"
+            " see docs/ews-sim.md\n"
             "  try: curl -s --ntlm -u 'CONTOSO\\svc:<password>' %(ews)s  (GET answers once authenticated)"
-            % dict(info, domain=sim.domain, last=sim.demo_count),
+            % dict(info, domain=sim.domain, last=sim.demo_count,
+                   epa=a.extended_protection + ("" if ssl_ctx else " (not checked over HTTP)")),
             flush=True,
         )
     stop = asyncio.Event()
