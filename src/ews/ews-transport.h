@@ -2,11 +2,14 @@
 /*
  * ews-transport.h: HTTP for the EWS client. POSTs SOAP bodies with libcurl's multi interface,
  * driven by the daemon's libuv loop (one uv_poll_t per socket, one uv_timer_t; callbacks never
- * block). One transport holds one set of credentials (the service account) and one pool of
- * HTTP/1.1 keep-alive connections, which NTLM needs: it authenticates a connection, not a
- * request. TLS is verified unless the caller says otherwise, loudly. Credentials and tokens are
- * copied, never logged, never put in an error message, and libcurl's verbose output is never
- * turned on.
+ * block). One transport holds one set of credentials (the service account) and a pool of
+ * HTTP/1.1 keep-alive connections in "lanes": a call holds one connection of its own from its
+ * first request to its last, which NTLM needs (it authenticates a connection, not a request),
+ * and a later call reuses an authenticated connection without a new handshake. NTLM is
+ * calsync's own (ews-ntlm.h), NTLMv2 with the channel binding of the connection's TLS
+ * certificate, so that it passes Exchange's Extended Protection. TLS is verified unless the
+ * caller says otherwise, loudly. Credentials, tokens and NTLM messages are copied, never
+ * logged, never put in an error message, and libcurl's verbose output is never turned on.
  *
  * A call is either buffered (the whole body, at most max_response bytes, handed to the done
  * callback) or streaming (each piece of a 200 body handed to a chunk callback as it arrives,
@@ -36,7 +39,8 @@ struct ews_call;
 #define EWS_TRANSPORT_IDLE_TIMEOUT_USEC INT64_C(90000000)
 /* Connections kept to one host and in all. Each open GetStreamingEvents holds one for its whole
  * life, so this must exceed the streaming groups per host plus the in-flight buffered calls;
- * calls past the cap wait inside libcurl for a free connection. */
+ * calls past the cap wait in the transport, oldest first, for a free connection, and fail with
+ * -ETIMEDOUT if their timeout passes first. */
 #define EWS_TRANSPORT_MAX_HOST_CONNECTIONS  64u
 #define EWS_TRANSPORT_MAX_TOTAL_CONNECTIONS 256u
 
@@ -50,10 +54,12 @@ struct ews_call;
 enum ews_auth {
 	EWS_AUTH_NONE = 0,
 	EWS_AUTH_BASIC,     /* per request; only over TLS in production */
-	EWS_AUTH_NTLM,      /* per connection: the keep-alive pool matters */
+	EWS_AUTH_NTLM,      /* per connection: the keep-alive pool matters. NTLMv2 with channel
+	                     * binding over HTTPS (Extended Protection), 16 zero bytes over HTTP */
 	EWS_AUTH_NEGOTIATE, /* SPNEGO via GSS-API (a Kerberos ticket from the process's ccache or
-	                     * keytab); when that ends in a 401 that offers NTLM, the call is
-	                     * retried with NTLM and user/password, and the transport stays on NTLM */
+	                     * keytab; libcurl 7.88 binds it to no channel); when that ends in a 401
+	                     * that offers NTLM, the call goes on with our NTLM and user/password on
+	                     * the same connection, and the transport stays on NTLM */
 	EWS_AUTH_BEARER,    /* Authorization: Bearer <token> */
 };
 
@@ -95,12 +101,16 @@ struct ews_transport_opts {
  * rc is 0 when an answer that carries EWS data arrived: HTTP 200 (for a streaming call: its body
  * ended normally), or HTTP 500 with an XML body (a SOAP fault, for ews_response_parse). Every
  * other outcome is a negative errno and err.msg says what happened and what it usually means:
- *   -EACCES       HTTP 401 after the handshake (credentials refused), 403, 456 (account locked)
+ *   -EACCES       HTTP 401 after the handshake (credentials refused; with NTLM over HTTPS also
+ *                 Extended Protection refusing the channel binding, as when something between
+ *                 terminates TLS), 403, 456 (account locked); at most one NTLM handshake per
+ *                 call
  *   -EAGAIN       HTTP 503: the server is queueing or unavailable; back off
  *   -EPROTO       another HTTP status (a redirect, never followed; 4xx), a malformed HTTP
  *                 answer, or a failed TLS handshake
  *   -EIO          HTTP 5xx without an XML body, or another transport failure (-ENOMEM: memory)
- *   -ETIMEDOUT    connect, total (buffered) or idle (streaming) timeout
+ *   -ETIMEDOUT    connect, total (buffered) or idle (streaming) timeout, or no connection free
+ *                 (all at the cap) within the call's timeout
  *   -ECONNREFUSED, -EHOSTUNREACH, -ECONNRESET   the network (ECONNRESET: cut mid-answer)
  *   -EKEYREJECTED the server's TLS certificate was not trusted (wrong or missing CA file, or a
  *                 host name that the certificate does not name)

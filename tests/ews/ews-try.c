@@ -5,7 +5,8 @@
  * libuv loop, ews-response.h parses the answer (streaming: ews-stream.h cuts the body into
  * envelopes, each parsed as it arrives). Prints one compact JSON line per response or envelope
  * on stdout and exits 0 when every answer was HTTP 200 and parsed, 1 otherwise, 2 on a bad
- * command line. Used by tests/ews/test_transport.py; not installed.
+ * command line. With --concurrency K, repeat keeps K calls in flight on the one transport.
+ * Used by tests/ews/test_transport.py and test_extended_protection.py; not installed.
  */
 #define _GNU_SOURCE /* strerrorname_np */
 
@@ -104,6 +105,9 @@ try {
 	char **args;
 	int n_args;
 	unsigned repeat;
+	unsigned concurrency; /* calls in flight at once with repeat (not for stream) */
+	unsigned started;
+	unsigned in_flight;
 	unsigned done_count;
 	int64_t start_usec;
 	bool failed;
@@ -135,7 +139,7 @@ static void usage(FILE *f)
 	        "  --impersonate SMTP  --id-type smtp|primary|principal  --server-version V\n"
 	        "  --client-request-id ID  --user-agent UA\n"
 	        "  --timeout-ms N  --connect-timeout-ms N  --idle-timeout-ms N  --max-response N\n"
-	        "  --max-connections N\n"
+	        "  --max-connections N  --concurrency K (repeat: K calls in flight)\n"
 	        "  --timeout-min N (stream ConnectionTimeout, default 1)  --max-envelopes K\n"
 	        "  --pull-timeout-min N (default 10)  --max-entries N  --max-changes N (512)\n"
 	        "  --interval-min N (availability, default 30)  --debug\n");
@@ -476,7 +480,8 @@ static int start_call(struct try *x, struct err *err);
 static void finish_one(struct try *x)
 {
 	x->done_count++;
-	if (x->done_count < x->repeat && !x->failed) {
+	x->in_flight--;
+	if (x->started < x->repeat && !x->failed) {
 		struct err err = {0};
 		if (start_call(x, &err) == 0)
 			return;
@@ -486,7 +491,8 @@ static void finish_one(struct try *x)
 		print_line(o);
 		x->failed = true;
 	}
-	uv_stop(&x->loop);
+	if (x->in_flight == 0)
+		uv_stop(&x->loop);
 }
 
 /* A whole envelope of the stream. */
@@ -519,6 +525,7 @@ static int on_envelope(void *ctx, const char *xml, size_t len, size_t offset)
 		ews_transport_cancel(x->call);
 		x->call = NULL;
 		x->done_count = x->repeat; /* no more calls */
+		x->started = x->repeat;
 		uv_stop(&x->loop);
 	}
 	return 0;
@@ -592,8 +599,11 @@ static int start_call(struct try *x, struct err *err)
 	if (rc < 0) {
 		ews_stream_free(x->stream);
 		x->stream = NULL;
+		return rc;
 	}
-	return rc;
+	x->started++;
+	x->in_flight++;
+	return 0;
 }
 
 /* -- command line ---------------------------------------------------------------------------- */
@@ -666,6 +676,7 @@ enum {
 	O_IDLE_MS,
 	O_MAX_RESPONSE,
 	O_MAX_CONN,
+	O_CONCURRENCY,
 	O_TIMEOUT_MIN,
 	O_MAX_ENV,
 	O_PULL_MIN,
@@ -700,6 +711,7 @@ static const struct option long_opts[] = {
 	{"idle-timeout-ms", required_argument, NULL, O_IDLE_MS},
 	{"max-response", required_argument, NULL, O_MAX_RESPONSE},
 	{"max-connections", required_argument, NULL, O_MAX_CONN},
+	{"concurrency", required_argument, NULL, O_CONCURRENCY},
 	{"timeout-min", required_argument, NULL, O_TIMEOUT_MIN},
 	{"max-envelopes", required_argument, NULL, O_MAX_ENV},
 	{"pull-timeout-min", required_argument, NULL, O_PULL_MIN},
@@ -734,6 +746,9 @@ static int number_option(struct try *x, int opt, const char *arg)
 	case O_MAX_CONN:
 		x->topts.max_host_connections = (unsigned)v;
 		x->topts.max_total_connections = (unsigned)v;
+		break;
+	case O_CONCURRENCY:
+		x->concurrency = (unsigned)v;
 		break;
 	case O_TIMEOUT_MIN:
 		x->stream_timeout_min = (unsigned)v;
@@ -883,6 +898,10 @@ static int parse_args(struct try *x, int argc, char **argv, char **password, cha
 		if (x->n_args < ops[k].min_args ||
 		    (ops[k].max_args >= 0 && x->n_args > ops[k].max_args))
 			return usage_error("wrong number of arguments for '%s'", argv[i]);
+		if (x->concurrency == 0)
+			return usage_error("%s", "--concurrency must be 1 or more");
+		if (x->concurrency > 1 && x->op == OP_STREAM)
+			return usage_error("%s", "--concurrency does not work with stream");
 		return 0;
 	}
 	return usage_error("unknown operation '%s'", argv[i]);
@@ -892,6 +911,7 @@ int main(int argc, char **argv)
 {
 	struct try x = {
 		.repeat = 1,
+		.concurrency = 1,
 		.stream_timeout_min = 1,
 		.pull_timeout_min = 10,
 		.max_changes = EWS_MAX_SYNC_CHANGES,
@@ -923,6 +943,17 @@ int main(int argc, char **argv)
 	free(token);
 	if (rc == 0)
 		rc = start_call(&x, &err);
+	/* With --concurrency, more calls at once; each finished one starts the next. */
+	while (rc == 0 && x.started < x.repeat && x.started < x.concurrency)
+		rc = start_call(&x, &err);
+	if (rc < 0 && x.in_flight > 0) {
+		json_t *o = json_object();
+		set_str(o, "op", x.op_name);
+		set_str(o, "error", err.msg);
+		print_line(o);
+		x.failed = true;
+		rc = 0;
+	}
 	if (rc < 0) {
 		json_t *o = json_object();
 		set_str(o, "op", x.op_name);

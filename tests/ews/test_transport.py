@@ -424,6 +424,23 @@ def test_server_that_stops_answering_hits_the_timeout(ews_try_bin, http_sim):
     assert 1.4 < time.monotonic() - t0 < 8
 
 
+def test_a_call_waiting_for_a_connection_times_out(ews_try_bin, http_sim):
+    # One connection allowed, two calls: the second waits for the first's connection, which a
+    # delayed answer holds past both calls' timeout. Each fails with its own reason.
+    c = EwsTry(ews_try_bin, http_sim)
+    http_sim.control("POST", "/faults", {"kind": "delay", "seconds": 600, "operation": "GetFolder"}, expect=201)
+    t0 = time.monotonic()
+    r = c.run("--max-connections", "1", "--concurrency", "2", "--timeout-ms", "1500", "--impersonate", MBX,
+              "repeat", "2", "get-folder")
+    assert r.rc == 1 and len(r.lines) == 2, r
+    errors = sorted(x["error"] for x in r.lines)
+    assert all(x["errno"] == "ETIMEDOUT" for x in r.lines), r.lines
+    assert "no complete answer within 1500 ms" in errors[0], errors
+    assert "no connection free within 1500 ms (at most 1 to a host, 1 in all, all busy)" in errors[1], errors
+    assert [x["new_connections"] for x in r.lines if "no connection free" in x["error"]] == [0]
+    assert time.monotonic() - t0 < 8
+
+
 def test_half_open_stream_hits_the_idle_watchdog(ews_try_bin, http_sim):
     c = EwsTry(ews_try_bin, http_sim)
     sub = first_message(c.ok("--impersonate", MBX, "subscribe-stream"))["subscription_id"]
