@@ -13,6 +13,13 @@
  * libcurl easy handle where it needs what the transport does not expose: the WWW-Authenticate
  * headers of an unauthenticated POST, the connect and handshake times, and the certificate.
  * The probe sends no credentials. Passwords and tokens are never printed.
+ *
+ * Extended Protection: with auth "ntlm" over HTTPS the transport binds its NTLM login to the
+ * server certificate it sees. To tell what a 401 means, and whether the server requires the
+ * binding at all, the check logs in once more with libcurl's own NTLM, which sends no channel
+ * binding (curl 7.88): refused with the binding but accepted without it means the certificate
+ * calsync sees is not the server's (TLS terminated in between); accepted with it and refused
+ * without it means Extended Protection is on and calsync copes with it.
  */
 #include "cli/check.h"
 
@@ -22,6 +29,9 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <netdb.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -92,7 +102,7 @@
 	"http://schemas.microsoft.com/exchange/2010/Autodiscover/Autodiscover/GetUserSettings"
 
 /* OpenSSL's X509 verify codes (x509_vfy.h), which libcurl reports as CURLINFO_SSL_VERIFYRESULT.
- * Spelled out here so that calsync needs no OpenSSL headers. */
+ * Spelled out here as the numbers libcurl hands over. */
 #define X509_ERR_UNABLE_TO_GET_ISSUER_CERT  2
 #define X509_ERR_CERT_NOT_YET_VALID         9
 #define X509_ERR_CERT_HAS_EXPIRED           10
@@ -455,6 +465,7 @@ struct cert {
 	char issuer[256];
 	char san[512];
 	char expire[64];
+	char sha1[41]; /* the thumbprint, as Get-ExchangeCertificate shows it; "" if unknown */
 };
 
 struct probe {
@@ -544,6 +555,27 @@ static void cert_field(const char *line, const char *name, char *out, size_t n)
 		(void)snprintf(out, n, "%s", line + len + 1);
 }
 
+/* The SHA-1 thumbprint of a PEM certificate (libcurl's "Cert:" field), in upper-case hex. */
+static void cert_thumbprint(const char *pem, char out[41])
+{
+	static const char hex[] = "0123456789ABCDEF";
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	X509 *x = b != NULL ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	out[0] = '\0';
+	if (x != NULL && X509_digest(x, EVP_sha1(), md, &n) == 1 && n == 20) {
+		for (unsigned int i = 0; i < n; i++) {
+			out[2 * i] = hex[md[i] >> 4];
+			out[2 * i + 1] = hex[md[i] & 15];
+		}
+		out[40] = '\0';
+	}
+	X509_free(x);
+	BIO_free(b);
+}
+
 static void probe_cert(CURL *e, struct cert *cert)
 {
 	struct curl_certinfo *ci = NULL;
@@ -553,6 +585,8 @@ static void probe_cert(CURL *e, struct cert *cert)
 		return;
 	cert->have = true;
 	for (struct curl_slist *l = ci->certinfo[0]; l != NULL; l = l->next) {
+		if (strncmp(l->data, "Cert:", 5) == 0)
+			cert_thumbprint(l->data + 5, cert->sha1);
 		cert_field(l->data, "Subject", cert->subject, sizeof(cert->subject));
 		cert_field(l->data, "Issuer", cert->issuer, sizeof(cert->issuer));
 		cert_field(l->data, "X509v3 Subject Alternative Name", cert->san,
@@ -639,6 +673,80 @@ static void probe_run(const struct check *c, const char *url, bool verify, bool 
 	probe_cert(e, &p->cert);
 	curl_easy_cleanup(e);
 	curl_slist_free_all(hdr);
+}
+
+enum unbound {
+	UNBOUND_NO_ANSWER = -1, /* no HTTP answer: says nothing about Extended Protection */
+	UNBOUND_REFUSED = 0,    /* HTTP 401 */
+	UNBOUND_ACCEPTED = 1,   /* any other answer: IIS let the login through */
+};
+
+/*
+ * Logs in with libcurl's own NTLM, which in curl 7.88 sends no channel binding, with the
+ * configured credentials and c->req as the body, over TLS verified as the configuration says.
+ * Whether IIS accepts NTLM without a binding tells Extended Protection's setting apart from
+ * the credentials. cert gets the certificate this connection saw.
+ */
+static enum unbound ntlm_unbound_probe(const struct check *c, const char *url, struct cert *cert)
+{
+	CURL *e = curl_easy_init();
+	struct curl_slist *hdr = NULL;
+	struct curl_slist *l;
+	struct probe p;
+	char ua[64];
+	CURLcode res;
+	long http = 0;
+
+	memset(cert, 0, sizeof(*cert));
+	if (e == NULL || c->cfg->user == NULL || c->cfg->password == NULL) {
+		curl_easy_cleanup(e);
+		return UNBOUND_NO_ANSWER;
+	}
+	memset(&p, 0, sizeof(p));
+	l = curl_slist_append(hdr, "Content-Type: text/xml; charset=utf-8");
+	if (l != NULL)
+		hdr = l;
+	l = curl_slist_append(hdr, "Expect:");
+	if (l != NULL)
+		hdr = l;
+	(void)snprintf(ua, sizeof(ua), "calsync/%s", CALSYNC_VERSION);
+	(void)curl_easy_setopt(e, CURLOPT_URL, url);
+	(void)curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	(void)curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	(void)curl_easy_setopt(e, CURLOPT_PROXY, "");
+	(void)curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	(void)curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	(void)curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	(void)curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+	                       (long)(CHECK_CONNECT_TIMEOUT_USEC / USEC_PER_MSEC));
+	(void)curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
+	                       (long)(CHECK_CALL_TIMEOUT_USEC / USEC_PER_MSEC));
+	(void)curl_easy_setopt(e, CURLOPT_ERRORBUFFER, p.errbuf);
+	(void)curl_easy_setopt(e, CURLOPT_USERAGENT, ua);
+	(void)curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdr);
+	(void)curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->req.data != NULL ? c->req.data : "");
+	(void)curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->req.len);
+	(void)curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, probe_on_header);
+	(void)curl_easy_setopt(e, CURLOPT_HEADERDATA, &p);
+	(void)curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, probe_on_body);
+	(void)curl_easy_setopt(e, CURLOPT_CERTINFO, 1L);
+	(void)curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_NTLM);
+	(void)curl_easy_setopt(e, CURLOPT_USERNAME, c->cfg->user);
+	(void)curl_easy_setopt(e, CURLOPT_PASSWORD, c->cfg->password);
+	if (c->cfg->insecure_skip_tls_verify) {
+		(void)curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+		(void)curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+	} else if (c->cfg->ca_file != NULL) {
+		(void)curl_easy_setopt(e, CURLOPT_CAINFO, c->cfg->ca_file);
+	}
+	res = curl_easy_perform(e);
+	(void)curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &http);
+	probe_cert(e, cert);
+	curl_easy_cleanup(e);
+	curl_slist_free_all(hdr);
+	if (res != CURLE_OK || http == 0)
+		return UNBOUND_NO_ANSWER;
+	return http == 401 ? UNBOUND_REFUSED : UNBOUND_ACCEPTED;
 }
 
 /* "Nov 29 07:39:20 2026 GMT", as OpenSSL prints a certificate time, to UTC seconds. */
@@ -778,11 +886,103 @@ static void fix_auth(const struct check *c, struct fix *f, long http, enum role 
 	fix_say(f,
 	        "Check the account in <account user=\"...\"> (%s), the password calsync reads "
 	        "from password_file or password_env, and that the account is not locked out, "
-	        "disabled or expired. Check the methods the virtual directory accepts, and "
-	        "Extended Protection (it needs channel binding):",
+	        "disabled or expired. Check the methods the virtual directory accepts:",
 	        c->account);
 	fix_cmd(f, "Get-%s | fl *Authentication*", noun);
-	fix_cmd(f, "Get-%s | fl Server,ExtendedProtectionTokenChecking", noun);
+}
+
+/*
+ * Extended Protection refusing calsync's channel binding: what to compare, and the fixes on
+ * Exchange's side and on calsync's. certain: NTLM without a binding was accepted, so the
+ * binding is the problem; else it is one explanation beside the credentials.
+ */
+static void fix_extended_protection(const struct check *c, struct fix *f, enum role role,
+                                    const struct cert *cert, bool certain)
+{
+	const char *noun = vdir_noun(role);
+
+	if (!certain)
+		fix_say(f,
+		        "If the account and password are right: Extended Protection set to Require "
+		        "refuses calsync's channel binding when something between calsync and "
+		        "Exchange terminates TLS (a load balancer, a reverse proxy, TLS "
+		        "inspection); NTLM without a binding was refused as well.");
+	fix_say(f,
+	        "calsync binds its NTLM login to the server certificate it sees: SHA-1 thumbprint "
+	        "%s (%s, issued by %s). Compare it with the certificate IIS on Exchange uses; a "
+	        "different one means TLS ends before Exchange:",
+	        cert->sha1[0] ? cert->sha1 : "unknown", cert->subject[0] ? cert->subject : "?",
+	        cert->issuer[0] ? cert->issuer : "?");
+	fix_cmd(f, "Get-ExchangeCertificate | Where-Object {$_.Services -match 'IIS'} | fl "
+	           "Thumbprint,Subject,CertificateDomains");
+	fix_say(f,
+	        "Fix it on that device: pass TLS through to Exchange, or re-encrypt to Exchange "
+	        "(SSL bridging) with the same certificate as Exchange's; Extended Protection does "
+	        "not work with SSL offloading. Or let calsync connect to the Exchange server "
+	        "directly (%s).",
+	        role == ROLE_AUTODISCOVER ? "<autodiscover url> and <ews url>" : "<ews url>");
+	fix_say(f,
+	        "Only as a last resort, turn the token check off on the virtual directory, which "
+	        "gives up its protection against NTLM relaying (Allow is not enough: it still "
+	        "refuses a binding that does not match):");
+	fix_cmd(f, "Get-%s | fl Server,ExtendedProtectionTokenChecking,ExtendedProtectionFlags",
+	        noun);
+	fix_cmd(f, "Get-%s | Set-%s -ExtendedProtectionTokenChecking None", noun, noun);
+	fix_say(f, "Or use a method Extended Protection does not bind: <account auth=\"basic\"> "
+	           "over HTTPS, or auth=\"bearer\" (OAuth).");
+	(void)c;
+}
+
+/* Whether the configured authentication is NTLM over HTTPS, where Extended Protection binds
+ * it to the TLS channel. */
+static bool ntlm_over_tls(const struct check *c, const char *url)
+{
+	struct url_parts u = {0};
+
+	return c->cfg->auth == EWS_AUTH_NTLM && url_split(url, &u, NULL) == 0 && u.https;
+}
+
+/*
+ * The configured NTLM got a 401 over HTTPS. Fills f; returns the step's detail (owned) when
+ * the cause is certain (the binding), or NULL to keep the transport's message.
+ */
+static char *explain_ntlm_401(const struct check *c, const char *url, long http, enum role role,
+                              struct fix *f)
+{
+	struct cert cert;
+	enum unbound u = ntlm_unbound_probe(c, url, &cert);
+
+	if (u == UNBOUND_ACCEPTED) {
+		fix_extended_protection(c, f, role, &cert, true);
+		return strf(
+			"Extended Protection refuses the channel binding calsync sends, but "
+			"accepts NTLM without one: the certificate calsync sees (SHA-1 %s) is not "
+			"the Exchange server's, so something in between terminates TLS",
+			cert.sha1[0] ? cert.sha1 : "unknown");
+	}
+	fix_auth(c, f, http, role);
+	if (u == UNBOUND_REFUSED)
+		fix_extended_protection(c, f, role, &cert, false);
+	return NULL;
+}
+
+/* After the configured NTLM worked over HTTPS: what Extended Protection asks for, as a
+ * sentence for the step's detail ("" when the probe got no answer). Owned. */
+static char *describe_extended_protection(const struct check *c, const char *url)
+{
+	struct cert cert;
+
+	switch (ntlm_unbound_probe(c, url, &cert)) {
+	case UNBOUND_REFUSED:
+		return xstrdup("; Extended Protection is on: the server requires channel binding, "
+		               "which calsync sends");
+	case UNBOUND_ACCEPTED:
+		return xstrdup("; the server does not require channel binding (Extended Protection "
+		               "off, or Allow)");
+	case UNBOUND_NO_ANSWER:
+	default:
+		return xstrdup("");
+	}
 }
 
 /* ---- EWS calls ------------------------------------------------------------------------------- */
@@ -1664,11 +1864,15 @@ static bool check_autodiscover(struct check *c, const char *ad_url)
 		ews_call(c, "GetUserSettings", NULL, &o, &a);
 		if (a.rc != 0 || !a.parsed) {
 			struct fix f = {0};
+			char *why = NULL;
 
-			if (a.rc == -EACCES)
+			if (a.rc == -EACCES && a.http == 401 && ntlm_over_tls(c, ad_url))
+				why = explain_ntlm_401(c, ad_url, a.http, ROLE_AUTODISCOVER, &f);
+			else if (a.rc == -EACCES)
 				fix_auth(c, &f, a.http, ROLE_AUTODISCOVER);
 			step_add(c, "autodiscover", NULL, ST_FAIL, &f, "GetUserSettings: %s%s",
-			         a.err.msg, a.retried);
+			         why != NULL ? why : a.err.msg, a.retried);
+			free(why);
 			answer_clear(&a);
 			return false;
 		}
@@ -1818,9 +2022,15 @@ static bool check_authentication(struct check *c)
 	}
 	ews_call(c, "GetFolder", NULL, &o, &a);
 	if (a.rc != 0 && !(a.rc == -EAGAIN && a.http == 503)) {
-		if (a.rc == -EACCES)
+		char *why = NULL;
+
+		if (a.rc == -EACCES && a.http == 401 && ntlm_over_tls(c, c->ews_url))
+			why = explain_ntlm_401(c, c->ews_url, a.http, ROLE_EWS, &f);
+		else if (a.rc == -EACCES)
 			fix_auth(c, &f, a.http, ROLE_EWS);
-		step_add(c, "authentication", NULL, ST_FAIL, &f, "%s: %s", who, a.err.msg);
+		step_add(c, "authentication", NULL, ST_FAIL, &f, "%s: %s", who,
+		         why != NULL ? why : a.err.msg);
+		free(why);
 		skip(c, "ews-version", "authentication failed");
 		answer_clear(&a);
 		return false;
@@ -1839,7 +2049,13 @@ static bool check_authentication(struct check *c)
 		         "%s accepted by the server, but the account has no mailbox (%s)", who,
 		         a.code);
 	} else {
-		step_add(c, "authentication", NULL, ST_OK, NULL, "%s accepted by the server", who);
+		char *ep = ntlm_over_tls(c, c->ews_url)
+		                   ? describe_extended_protection(c, c->ews_url)
+		                   : xstrdup("");
+
+		step_add(c, "authentication", NULL, ST_OK, NULL, "%s accepted by the server%s", who,
+		         ep);
+		free(ep);
 	}
 	step_version(c, &a);
 	answer_clear(&a);

@@ -1,9 +1,11 @@
 """`calsync check` against ews-sim: every step passing over HTTPS, and each failure it must
 explain with its fix: a wrong password, impersonation denied (by scope and by an injected
 fault), an unknown mailbox, TLS problems (untrusted CA, a name mismatch, an expired and an
-expiring certificate), a method the server does not offer, throttling, a closed port and a
-configuration error. Also the JSON document, Autodiscover, pull mode, progress, the exit
-statuses, and that no password ever reaches the output.
+expiring certificate), a method the server does not offer, Extended Protection (on and
+handled; a TLS-terminating relay with another certificate under Allow and under Require; a wrong
+password under Require), throttling, a closed port and a configuration error. Also the JSON
+document, Autodiscover, pull mode, progress, the exit statuses, and that no password ever
+reaches the output.
 
 The binary comes from the meson build directory in $CALSYNC_BUILD, or ./build at the top of
 the source tree (scripts/test points CALSYNC_BUILD at the ASan+UBSan build)."""
@@ -13,12 +15,16 @@ import os
 import pty
 import socket
 import subprocess
+import sys
 
 import pytest
 
 from simharness import PASSWORD, sim_pool
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "ews"))
+
+from tlsrelay import Relay  # noqa: E402
 TIMEOUT = 60  # seconds; generous for a sanitizer build on a loaded machine
 NTLM_USER = "CONTOSO\\svc"
 PW_ENV = "CALSYNC_CHECK_PW"
@@ -202,6 +208,10 @@ def test_all_ok_over_https_as_json(calsync, https_sim, pki, tmp_path):
     assert "CN = calsync check test CA" in step(doc, "tls")["detail"]
     assert "offers Negotiate, NTLM, Basic, Bearer; configured: ntlm" in step(doc, "auth-methods")["detail"]
     assert "Exchange 2019 (15.2.1748.10)" in step(doc, "ews-version")["detail"]
+    # This ews-sim checks no channel binding: calsync's second login without one says so.
+    assert step(doc, "authentication")["detail"] == (
+        "ntlm as CONTOSO\\svc accepted by the server; the server does not require channel binding "
+        "(Extended Protection off, or Allow)")
     assert "streaming subscription: Subscribe, GetStreamingEvents" in step(doc, "subscription", MBX[0])["detail"]
     for limit in ["EWSMaxConcurrency not observed (default 27)", "HangingConnectionLimit not observed (default 10)",
                   "EWSMaxSubscriptions not observed (default 5000)"]:
@@ -274,6 +284,8 @@ def test_wrong_password(calsync, sim, tmp_path):
     assert secret not in out and secret not in p.stderr.decode()
     assert "FAIL  authentication ntlm as CONTOSO\\svc: POST to 127.0.0.1: HTTP 401" in out
     assert "\n          Get-WebServicesVirtualDirectory | fl *Authentication*\n" in out
+    # Plain HTTP binds nothing: Extended Protection is not among the causes.
+    assert not any("ExtendedProtection" in c for c in s["commands"])
 
 
 def test_method_not_offered(calsync, sim_factory, tmp_path):
@@ -548,3 +560,120 @@ def test_progress_on_a_terminal(calsync, sim, tmp_path):
     assert b"\r\x1b[Kchecking mailbox 1 of 12: " + MBX[0].encode() in seen
     assert b"checking mailbox 12 of 12: " + MBX[11].encode() in seen
     assert b"mailboxes checked" not in seen
+
+
+# -- Extended Protection ------------------------------------------------------------------------
+
+EP_SET_NONE = "Get-WebServicesVirtualDirectory | Set-WebServicesVirtualDirectory -ExtendedProtectionTokenChecking None"
+EP_CERTS = "Get-ExchangeCertificate | Where-Object {$_.Services -match 'IIS'} | fl Thumbprint,Subject,CertificateDomains"
+
+
+def thumbprint(pem):
+    out = subprocess.run(["openssl", "x509", "-noout", "-fingerprint", "-sha1", "-in", pem], check=True,
+                         capture_output=True, text=True).stdout
+    return out.strip().split("=", 1)[1].replace(":", "").upper()
+
+
+@pytest.fixture(scope="module")
+def ep_sim(module_sims, pki):
+    cert, key = pki["good"]
+    return module_sims("--tls-cert", cert, "--tls-key", key, "--extended-protection", "require")
+
+
+@pytest.fixture
+def ep_mode(ep_sim):
+    """Sets ews-sim's Extended Protection for one test; back to require afterwards."""
+    def set_mode(mode):
+        assert ep_sim.control("POST", "/auth", {"extended_protection": mode}, expect=200)[1][
+            "extended_protection"] == mode
+    yield set_mode
+    set_mode("require")
+
+
+@pytest.fixture(scope="module")
+def mitm(pki):
+    """A certificate for the same names from the same CA as ews-sim's: a TLS-terminating load
+    balancer or inspecting proxy that calsync trusts."""
+    d = os.path.dirname(pki["ca"])
+    (open(os.path.join(d, "mitm.ext"), "w")).write(
+        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    openssl(d, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "mitm.key", "-out", "mitm.csr",
+            "-subj", "/CN=tls-inspection.contoso.example")
+    openssl(d, "x509", "-req", "-in", "mitm.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "mitm.pem", "-days", "365", "-extfile", "mitm.ext")
+    return os.path.join(d, "mitm.pem"), os.path.join(d, "mitm.key")
+
+
+@pytest.fixture
+def relay(ep_sim, pki, mitm):
+    cert, key = mitm
+    r = Relay(ep_sim.port, cert=cert, key=key, upstream_ca=pki["ca"])
+    yield r
+    r.stop()
+
+
+def test_extended_protection_on_and_handled(calsync, ep_sim, pki, tmp_path):
+    config = write_config(tmp_path, url=ep_sim.ews, ca_file=pki["ca"], mailboxes=MBX[:1])
+    doc = check_json(calsync, config, status=0)
+    assert step(doc, "authentication")["detail"] == (
+        "ntlm as CONTOSO\\svc accepted by the server; Extended Protection is on: the server requires "
+        "channel binding, which calsync sends")
+    assert [s["status"] for s in doc["steps"]] == ["ok"] * len(doc["steps"])
+    # The second login, without a binding, was the one refused.
+    assert ep_sim.counters().get("auth_failures", {}).get("channel-binding-missing", 0) >= 1
+
+
+def test_tls_terminated_in_between_under_allow(calsync, ep_sim, ep_mode, pki, mitm, relay, tmp_path):
+    # Allow accepts NTLM without a binding but refuses one that does not match: the relay's
+    # certificate is not ews-sim's.
+    ep_mode("allow")
+    config = write_config(tmp_path, url=relay.url(), ca_file=pki["ca"], mailboxes=MBX[:1])
+    doc = check_json(calsync, config, status=1)
+    assert failed(doc) == [("authentication", None)]
+    assert step(doc, "tls")["status"] == "ok"  # the relay's certificate is trusted
+    s = step(doc, "authentication")
+    assert s["detail"].startswith(
+        "ntlm as CONTOSO\\svc: Extended Protection refuses the channel binding calsync sends, but accepts NTLM "
+        "without one: the certificate calsync sees (SHA-1 %s) is not the Exchange server's, so something in "
+        "between terminates TLS" % thumbprint(mitm[0]))
+    assert thumbprint(pki["good"][0]) not in s["detail"]
+    assert EP_CERTS in s["commands"] and EP_SET_NONE in s["commands"]
+    assert "SSL bridging" in s["fix"] and 'auth="basic"' in s["fix"]
+    assert "If the account and password are right" not in s["fix"]
+    assert "CN = tls-inspection.contoso.example" in s["fix"]
+    # A person sees the same.
+    p = run(calsync, config)
+    out = p.stdout.decode()
+    assert p.returncode == 1
+    assert "FAIL  authentication ntlm as CONTOSO\\svc: Extended Protection refuses the channel binding" in out
+    assert "\n          " + EP_SET_NONE + "\n" in out
+    assert PASSWORD not in out
+
+
+def test_tls_terminated_in_between_under_require(calsync, ep_sim, pki, mitm, relay, tmp_path):
+    # Require refuses both logins, as it refuses a wrong password: the fix names both causes,
+    # with the thumbprint to compare, which here is the relay's.
+    config = write_config(tmp_path, url=relay.url(), ca_file=pki["ca"], mailboxes=MBX[:1])
+    mismatches = ep_sim.counters().get("auth_failures", {}).get("channel-binding-mismatch", 0)
+    doc = check_json(calsync, config, status=1)
+    s = step(doc, "authentication")
+    assert s["status"] == "fail"
+    assert "HTTP 401" in s["detail"] and "Extended Protection refusing the channel binding" in s["detail"]
+    assert "If the account and password are right: Extended Protection set to Require" in s["fix"]
+    assert "SHA-1 thumbprint %s" % thumbprint(mitm[0]) in s["fix"]
+    assert "Get-WebServicesVirtualDirectory | fl *Authentication*" in s["commands"]
+    assert EP_CERTS in s["commands"] and EP_SET_NONE in s["commands"]
+    assert ep_sim.counters()["auth_failures"]["channel-binding-mismatch"] == mismatches + 1
+
+
+def test_wrong_password_under_require(calsync, ep_sim, pki, tmp_path):
+    # Directly, the thumbprint in the fix is ews-sim's own: comparing it rules the relay out.
+    config = write_config(tmp_path, url=ep_sim.ews, ca_file=pki["ca"], mailboxes=MBX[:1])
+    secret = "Wr0ng-EP-S3cret"
+    doc = check_json(calsync, config, status=1, password=secret)
+    s = step(doc, "authentication")
+    assert s["status"] == "fail" and "HTTP 401" in s["detail"]
+    assert "password" in s["fix"] and "locked out" in s["fix"]
+    assert "SHA-1 thumbprint %s" % thumbprint(pki["good"][0]) in s["fix"]
+    assert EP_SET_NONE in s["commands"]
