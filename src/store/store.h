@@ -28,7 +28,7 @@ struct cal_occurrence;
 struct store;
 
 /* The schema version this code writes and understands (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 /* An SMTP address: RFC 5321 allows a 64-byte local part, '@' and a 255-byte domain. */
 #define STORE_MAX_SMTP 320u

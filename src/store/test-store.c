@@ -7,6 +7,9 @@
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -258,6 +261,99 @@ TEST(version_2_database_is_migrated)
 	store_close(s);
 	CHECK_EQ(peek_header(t.path, 60), STORE_SCHEMA_VERSION);
 	tmp_remove(&t);
+}
+
+/* Counts the opcodes named op in the program of sql (EXPLAIN). */
+static int explain_count(sqlite3 *db, const char *sql, const char *op)
+{
+	char q[512];
+	sqlite3_stmt *st = NULL;
+	int n = 0;
+
+	CHECK((size_t)snprintf(q, sizeof(q), "EXPLAIN %s", sql) < sizeof(q));
+	CHECK_EQ(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		n += strcmp((const char *)sqlite3_column_text(st, 1), op) == 0;
+	sqlite3_finalize(st);
+	return n;
+}
+
+/* A version 3 database (occurrences with `IN (...)` CHECKs) is migrated on open and keeps its
+ * occurrences; afterwards writing an occurrence builds no temporary b-tree, and the CHECKs still
+ * refuse what they refused before. */
+TEST(version_3_database_is_migrated)
+{
+#define PUT(values)                                                                                \
+	"INSERT INTO occurrences (mailbox_id, item_id, start_utc, end_utc, all_day, is_cancelled," \
+	" is_private, free_busy, item_type) VALUES (1, 'x', 1, 2, 0, 0, 0, " values ")"
+	struct tmp t;
+	struct store *s = NULL;
+	struct cal_occurrence in[2];
+	struct cal_occurrence *out = NULL;
+	size_t n = 0;
+	struct err e = {0};
+	sqlite3 *db = NULL;
+
+	tmp_make(&t);
+	s = open_ok(t.path);
+	CHECK_EQ(store_mailbox_add(s, "old@example.com", NULL, NULL, &e), 0);
+	in[0] = occ("AAMk-1", "CK1", 1700003600, 1700007200);
+	set_str(&in[0].subject, "Standup");
+	in[0].free_busy = CAL_FB_WORKING_ELSEWHERE;
+	in[0].type = CAL_ITEM_EXCEPTION;
+	in[1] = occ("AAMk-2", NULL, 1700000000, 1700086400);
+	in[1].free_busy = CAL_FB_NO_DATA;
+	in[1].type = CAL_ITEM_OCCURRENCE;
+	CHECK_EQ(store_replace_occurrences(s, "old@example.com", 1699990000, 1701000000, in, 2,
+	                                   NULL, &e),
+	         0);
+	store_close(s);
+	/* Turn it back into what version 3 wrote: the table of migration 1. */
+	CHECK_EQ(sqlite3_open(t.path, &db), SQLITE_OK);
+	CHECK_EQ(sqlite3_exec(
+			 db,
+			 "CREATE TABLE occ3 ("
+			 " mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,"
+			 " item_id TEXT NOT NULL, change_key TEXT, uid TEXT, subject TEXT,"
+			 " location TEXT, organizer TEXT, categories TEXT,"
+			 " start_utc INTEGER NOT NULL,"
+			 " end_utc INTEGER NOT NULL CHECK (end_utc >= start_utc),"
+			 " all_day INTEGER NOT NULL CHECK (all_day IN (0, 1)),"
+			 " is_cancelled INTEGER NOT NULL CHECK (is_cancelled IN (0, 1)),"
+			 " is_private INTEGER NOT NULL CHECK (is_private IN (0, 1)),"
+			 " free_busy TEXT NOT NULL CHECK (free_busy IN ('unknown', 'free',"
+			 "  'tentative', 'busy', 'oof', 'working-elsewhere', 'no-data')),"
+			 " item_type TEXT NOT NULL CHECK (item_type IN ('single', 'occurrence',"
+			 "  'exception')),"
+			 " PRIMARY KEY (mailbox_id, item_id)) WITHOUT ROWID;"
+			 "INSERT INTO occ3 SELECT * FROM occurrences; DROP TABLE occurrences;"
+			 "ALTER TABLE occ3 RENAME TO occurrences; PRAGMA user_version = 3;",
+			 NULL, NULL, NULL),
+	         SQLITE_OK);
+	CHECK(explain_count(db, PUT("'busy', 'single'"), "OpenEphemeral") >
+	      0); /* what version 3 cost */
+	sqlite3_close(db);
+	CHECK_EQ(peek_header(t.path, 60), 3);
+
+	s = open_ok(t.path);
+	CHECK_EQ(store_schema_version(s), STORE_SCHEMA_VERSION);
+	CHECK_EQ(store_load_occurrences(s, "old@example.com", &out, &n, &e), 0);
+	CHECK_EQ(n, 2u);
+	for (size_t i = 0; i < n && n == 2; i++)
+		CHECK(occ_equal(&out[i], &in[1 - i])); /* by start */
+	store_occurrences_free(out, n);
+	store_close(s);
+
+	CHECK_EQ(sqlite3_open(t.path, &db), SQLITE_OK);
+	CHECK_EQ(explain_count(db, PUT("'busy', 'single'"), "OpenEphemeral"), 0);
+	/* The rewritten CHECKs refuse the same values. */
+	CHECK_EQ(sqlite3_exec(db, PUT("'maybe', 'single'"), NULL, NULL, NULL), SQLITE_CONSTRAINT);
+	CHECK_EQ(sqlite3_exec(db, PUT("'busy', 'series'"), NULL, NULL, NULL), SQLITE_CONSTRAINT);
+	CHECK_EQ(sqlite3_exec(db, PUT("'no-data', 'exception'"), NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	occs_clear(in, 2);
+	tmp_remove(&t);
+#undef PUT
 }
 
 TEST(newer_or_foreign_database_is_refused)
@@ -1058,6 +1154,7 @@ int main(void)
 	RUN(open_creates_migrates_and_reopens);
 	RUN(version_1_database_is_migrated);
 	RUN(version_2_database_is_migrated);
+	RUN(version_3_database_is_migrated);
 	RUN(newer_or_foreign_database_is_refused);
 	RUN(mailboxes);
 	RUN(subscriptions_and_byte_exact_watermarks);
