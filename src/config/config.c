@@ -60,7 +60,7 @@ struct num_setting {
 static const struct num_setting num_settings[] = {
 	{"window", "past", NUM_DAYS, 1, 0, 31, offsetof(struct cfg, window_past_days)},
 	{"window", "ahead", NUM_DAYS, 14, 1, 366, offsetof(struct cfg, window_ahead_days)},
-	{"sync", "debounce", NUM_DURATION, 2 * USEC, 0, 5 * MINUTE,
+	{"sync", "debounce", NUM_DURATION, USEC / 4, 0, 5 * MINUTE,
          offsetof(struct cfg, debounce_usec)},
 	{"sync", "safety_refresh", NUM_DURATION, 60 * MINUTE, 5 * MINUTE, 7 * DAY,
          offsetof(struct cfg, safety_refresh_usec)},
@@ -366,12 +366,12 @@ static int get_enum(struct parser *p, xmlNode *n, const char *a, const char *con
 static const struct {
 	const char *name;
 	int64_t usec;
-} units[] = {{"s", USEC}, {"min", MINUTE}, {"h", HOUR}, {"d", DAY}};
+} units[] = {{"ms", USEC / 1000}, {"s", USEC}, {"min", MINUTE}, {"h", HOUR}, {"d", DAY}};
 
 /* Writes usec in its largest whole unit, e.g. "30min", "7d", "0s". */
 static void format_duration(int64_t usec, char *out, size_t size)
 {
-	size_t best = 0;
+	size_t best = 1;
 
 	/* Every unit divides 0; "0s" reads best. */
 	for (size_t i = 0; usec != 0 && i < sizeof(units) / sizeof(units[0]); i++) {
@@ -382,7 +382,7 @@ static void format_duration(int64_t usec, char *out, size_t size)
 }
 
 /*
- * "<digits><unit>" exactly: 1 to 9 digits, a unit of s, min, h or d, nothing else (no sign,
+ * "<digits><unit>" exactly: 1 to 9 digits, a unit of ms, s, min, h or d, nothing else (no sign,
  * space, fraction or bare number). 0 and *out_usec, or -EINVAL with why.
  */
 static int parse_duration(const char *v, int64_t *out_usec, const char **why)
@@ -395,7 +395,7 @@ static int parse_duration(const char *v, int64_t *out_usec, const char **why)
 		i++;
 	}
 	if (i == 0) {
-		*why = "not a duration; accepted: a number and a unit, e.g. 2s, 60min, 1h, 14d";
+		*why = "not a duration; accepted: a number and a unit, e.g. 250ms, 2s, 60min, 1h, 14d";
 		return -EINVAL;
 	}
 	if (isdigit((unsigned char)v[i])) {
@@ -408,8 +408,8 @@ static int parse_duration(const char *v, int64_t *out_usec, const char **why)
 			return 0;
 		}
 	}
-	*why = v[i] == '\0' ? "a duration needs a unit; accepted units: s, min, h, d"
-	                    : "unknown unit; accepted units: s, min, h, d";
+	*why = v[i] == '\0' ? "a duration needs a unit; accepted units: ms, s, min, h, d"
+	                    : "unknown unit; accepted units: ms, s, min, h, d";
 	return -EINVAL;
 }
 

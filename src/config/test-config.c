@@ -138,7 +138,7 @@ TEST(minimal_fixture_and_defaults)
 	CHECK_EQ(cfg->n_mailboxes, 0);
 	CHECK_EQ(cfg->window_past_days, 1);
 	CHECK_EQ(cfg->window_ahead_days, 14);
-	CHECK_EQ(cfg->debounce_usec, 2 * USEC);
+	CHECK_EQ(cfg->debounce_usec, USEC / 4);
 	CHECK_EQ(cfg->safety_refresh_usec, 60 * MINUTE);
 	CHECK_EQ(cfg->pull_interval_usec, 60 * USEC);
 	CHECK_EQ(cfg->stream_timeout_usec, 30 * MINUTE);
@@ -769,11 +769,13 @@ static const struct bad bad_cases[] = {
          "calsync.xml:2: <tls insecure_skip_tls_verify=\"yes\">: not a boolean; accepted: true, "
          "false",
          NULL},
+	{"pull_interval_in_ms", OWN("<sync pull_interval='500ms'/>"),
+         "calsync.xml:2: <sync pull_interval=\"500ms\">: out of range; accepted: 5s to 1h", NULL},
 	{"debounce_out_of_range", OWN("<sync debounce='10min'/>"),
          "calsync.xml:2: <sync debounce=\"10min\">: out of range; accepted: 0s to 5min", NULL},
 	{"duration_without_unit", OWN("<sync debounce='2'/>"),
-         "calsync.xml:2: <sync debounce=\"2\">: a duration needs a unit; accepted units: s, min, h, "
-         "d",
+         "calsync.xml:2: <sync debounce=\"2\">: a duration needs a unit; accepted units: ms, s, min, "
+         "h, d",
          NULL},
 	{"duration_with_space", OWN("<sync debounce='2 s'/>"),
          "calsync.xml:2: <sync debounce=\"2 s\">: unknown unit", NULL},
