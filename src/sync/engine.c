@@ -124,6 +124,7 @@ struct mb {
 	unsigned failures;
 	int64_t not_before_usec;
 	int64_t read_due_usec;
+	int64_t burst_usec; /* first notification of the burst the pending read waits out; 0: none */
 	int64_t poll_due_usec;
 	int64_t safety_due_usec;
 	bool read_urgent;
@@ -517,14 +518,29 @@ static void mb_kick(struct mb *mb)
 		arm_work_timer(mb, due);
 }
 
-/* A notification said the mailbox changed: read it after the debounce (a burst costs one read;
- * a read already due stays due). */
+/*
+ * A notification said the mailbox changed: read it once no notification came for the debounce,
+ * but at most SYNC_DEBOUNCE_CAP after the first one of the burst. So a burst (Outlook saving a
+ * meeting sends several events within a second) costs one read, and a single change is read
+ * after the debounce alone. A read already due earlier for another reason stays due.
+ */
 static void mb_schedule_read(struct mb *mb, int64_t delay_usec, bool urgent)
 {
-	int64_t due = clock_now_usec() + delay_usec;
+	int64_t now = clock_now_usec();
+	int64_t due = now + delay_usec;
 
-	if (!(mb->needs & NEED_READ) || due < mb->read_due_usec)
+	if (!(mb->needs & NEED_READ)) {
 		mb->read_due_usec = due;
+		mb->burst_usec = urgent ? now : 0;
+	} else if (urgent && mb->burst_usec != 0 && mb->read_due_usec > now) {
+		int64_t cap = mb->burst_usec + SYNC_DEBOUNCE_CAP(delay_usec);
+
+		mb->read_due_usec = due < cap ? due : cap;
+		if (mb->read_due_usec < now)
+			mb->read_due_usec = now;
+	} else if (due < mb->read_due_usec) {
+		mb->read_due_usec = due;
+	}
 	mb->needs |= NEED_READ;
 	mb->read_urgent = mb->read_urgent || urgent;
 	if (mb->action == ACT_NONE && !mb->queued)

@@ -32,6 +32,11 @@ struct uv_loop_s;
  * configuration's concurrency. */
 #define SYNC_MAX_IN_FLIGHT 48u
 
+/* The longest a burst of notifications delays a mailbox's read: the debounce restarts with each
+ * notification, up to this long after the first (sync.md). */
+#define SYNC_DEBOUNCE_CAP(debounce_usec) \
+	((debounce_usec)*4 > INT64_C(2000000) ? (debounce_usec)*4 : INT64_C(2000000))
+
 /* Mailboxes per Autodiscover GetUserSettings request. */
 #define SYNC_DISCOVER_BATCH 100u
 
