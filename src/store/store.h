@@ -71,6 +71,26 @@ void store_close(struct store *s); /* NULL-safe */
 /* The schema version of the open database (STORE_SCHEMA_VERSION after a successful open). */
 int store_schema_version(const struct store *s);
 
+/*
+ * Write batches. Every store function that writes is one transaction of its own, and a commit
+ * costs a WAL write and two locks. A writer that makes many small changes in a row (the sync
+ * engine: a few per mailbox read, thousands per second during an initial sync) batches them:
+ * between store_batch_begin and store_batch_commit all writes are one transaction, and each
+ * function's own transaction becomes a savepoint in it, so a failing function still undoes
+ * exactly its own changes. Reads on this connection see the batch; other connections see it
+ * once committed. Batches do not nest.
+ *
+ * store_set_write_hook: hook(ctx) is called before the first write that is not in a batch, so
+ * the writer can open one there (the engine does, and commits it at the end of the event-loop
+ * iteration). NULL removes it.
+ */
+ATTR_NODISCARD int store_batch_begin(struct store *s, struct err *err);
+/* Commits the batch and ends it; on failure everything in it is rolled back (and -EIO, -ENOSPC,
+ * ... says why). -EINVAL without a batch. */
+ATTR_NODISCARD int store_batch_commit(struct store *s, struct err *err);
+bool store_in_batch(const struct store *s);
+void store_set_write_hook(struct store *s, void (*hook)(void *ctx), void *ctx);
+
 /* ---- mailboxes ---- */
 
 enum store_mb_state {

@@ -1059,6 +1059,108 @@ TEST(writer_and_reader_connections)
 	tmp_remove(&t);
 }
 
+static int hook_calls;
+
+static void open_batch(void *ctx)
+{
+	struct store *s = ctx;
+	struct err e = {0};
+
+	hook_calls++;
+	CHECK_EQ(store_batch_begin(s, &e), 0);
+}
+
+/* A batch is one transaction: another connection sees none of it until the commit, then all of
+ * it; a function that fails inside it undoes only its own changes; the write hook opens it. */
+TEST(write_batches)
+{
+	struct tmp t;
+	struct store *w;
+	struct store *r;
+	struct cal_occurrence in[2];
+	struct cal_occurrence *out = NULL;
+	struct store_mailbox mb = {0};
+	size_t n = 0;
+	int64_t id = 0;
+	int64_t last = 0;
+	struct err e = {0};
+
+	tmp_make(&t);
+	w = open_ok(t.path);
+	r = open_ok(t.path);
+	CHECK_EQ(store_batch_commit(w, &e), -EINVAL);
+	CHECK_EQ(store_mailbox_add(w, "a@example.com", NULL, NULL, &e), 0);
+
+	CHECK_EQ(store_batch_begin(w, &e), 0);
+	CHECK(store_in_batch(w));
+	CHECK_EQ(store_batch_begin(w, &e), -EINVAL);
+	CHECK_EQ(store_mailbox_add(w, "b@example.com", NULL, NULL, &e), 0);
+	CHECK_EQ(store_mailbox_set_state(w, "a@example.com", STORE_MB_LIVE, NULL, &e), 0);
+	in[0] = occ("x", "1", 100, 200);
+	in[1] = occ("y", "1", 300, 400);
+	CHECK_EQ(store_replace_occurrences(w, "a@example.com", 0, 1000, in, 2, NULL, &e), 0);
+	CHECK_EQ(store_presence_record(w, "a@example.com",
+	                               &(struct store_presence){.state = (char[]){"busy"}}, NULL,
+	                               &id, &e),
+	         0);
+	/* The writer reads its own batch. */
+	CHECK_EQ(store_load_occurrences(w, "a@example.com", &out, &n, &e), 0);
+	CHECK_EQ(n, 2);
+	store_occurrences_free(out, n);
+	/* A failing function undoes its own writes only (the second row write fails). */
+	in[0].end_utc = 250;
+	store_test_fail_write_after(w, 2);
+	CHECK(store_replace_occurrences(w, "a@example.com", 0, 2000, in, 2, NULL, &e) < 0);
+	store_test_fail_write_after(w, 0);
+	CHECK(store_in_batch(w));
+	/* Nothing is visible to the other connection yet. */
+	CHECK_EQ(store_mailbox_get(r, "b@example.com", &mb, &e), -ENOENT);
+	CHECK_EQ(store_load_occurrences(r, "a@example.com", &out, &n, &e), 0);
+	CHECK_EQ(n, 0);
+	store_occurrences_free(out, n);
+	CHECK_EQ(store_presence_events_last_id(r, &last, &e), 0);
+	CHECK_EQ(last, 0);
+
+	CHECK_EQ(store_batch_commit(w, &e), 0);
+	CHECK(!store_in_batch(w));
+	CHECK_EQ(store_mailbox_get(r, "b@example.com", &mb, &e), 0);
+	store_mailbox_clear(&mb);
+	CHECK_EQ(store_mailbox_get(r, "a@example.com", &mb, &e), 0);
+	CHECK_EQ(mb.state, STORE_MB_LIVE);
+	CHECK_EQ(mb.window_end_utc, 1000); /* the failed replace left the first one */
+	store_mailbox_clear(&mb);
+	CHECK_EQ(store_load_occurrences(r, "a@example.com", &out, &n, &e), 0);
+	CHECK(n == 2 && out[0].end_utc == 200);
+	store_occurrences_free(out, n);
+	CHECK_EQ(store_presence_events_last_id(r, &last, &e), 0);
+	CHECK_EQ(last, id);
+
+	/* The hook opens a batch at the first write, not at reads; later writes join it. */
+	hook_calls = 0;
+	store_set_write_hook(w, open_batch, w);
+	CHECK_EQ(store_load_occurrences(w, "a@example.com", &out, &n, &e), 0);
+	store_occurrences_free(out, n);
+	CHECK_EQ(hook_calls, 0);
+	CHECK(!store_in_batch(w));
+	CHECK_EQ(store_mailbox_set_state(w, "b@example.com", STORE_MB_SYNCING, NULL, &e), 0);
+	CHECK_EQ(store_mailbox_add(w, "c@example.com", NULL, NULL, &e), 0);
+	CHECK_EQ(hook_calls, 1);
+	CHECK(store_in_batch(w));
+	CHECK_EQ(store_mailbox_get(r, "c@example.com", &mb, &e), -ENOENT);
+	CHECK_EQ(store_batch_commit(w, &e), 0);
+	CHECK_EQ(store_mailbox_get(r, "c@example.com", &mb, &e), 0);
+	store_mailbox_clear(&mb);
+	store_set_write_hook(w, NULL, NULL);
+	CHECK_EQ(store_mailbox_add(w, "d@example.com", NULL, NULL, &e), 0);
+	CHECK_EQ(hook_calls, 1);
+	CHECK(!store_in_batch(w));
+
+	occs_clear(in, 2);
+	store_close(r);
+	store_close(w);
+	tmp_remove(&t);
+}
+
 TEST(performance_sanity)
 {
 	enum {
@@ -1165,6 +1267,7 @@ int main(void)
 	RUN(presence_and_events);
 	RUN(webhook_cursors);
 	RUN(writer_and_reader_connections);
+	RUN(write_batches);
 	RUN(performance_sanity);
 	return harness_done();
 }
