@@ -232,6 +232,18 @@ struct sync_engine {
 	size_t progress_live;
 	void (*change_hook)(void *ctx, int64_t id);
 	void *change_ctx;
+
+	/* The store batch (store_set_write_hook): opened by the first write, committed
+	 * SYNC_BATCH_USEC later; the presence lines wait for the commit. */
+	uv_timer_t batch_timer;
+	struct pending_line *pending;
+	size_t n_pending, cap_pending;
+};
+
+/* A presence change recorded in the open batch, written out once the batch is committed. */
+struct pending_line {
+	struct output_change c; /* its strings point to the copies below */
+	char *user, *state, *profile, *forward, *subject, *reason;
 };
 
 /* A command from another thread; freed by whichever side lets go last. */
@@ -1772,6 +1784,115 @@ static void arm_presence_timer(struct mb *mb)
  * Recomputes the mailbox's presence from occ at the engine's now. A change of state, profile,
  * forward, subject, since or until is stored with its event and written as one output line.
  */
+static struct mb *mb_find(struct sync_engine *e, const char *smtp);
+
+/* ---- store batches ------------------------------------------------------------------- */
+
+/* A committed presence change goes out: the JSON line, then the hook (SSE, webhooks). */
+static void emit_change(struct sync_engine *e, const struct output_change *c)
+{
+	struct err err = {0};
+
+	if (e->change_hook)
+		e->change_hook(e->change_ctx, c->id);
+	if (e->out && output_write(e->out, c, &err) < 0)
+		log_err("output: %s", err.msg);
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s != NULL ? xstrdup(s) : NULL;
+}
+
+static void pending_add(struct sync_engine *e, const struct output_change *c)
+{
+	struct pending_line *l;
+
+	if (e->n_pending == e->cap_pending) {
+		e->cap_pending = e->cap_pending ? e->cap_pending * 2 : 64;
+		e->pending = xreallocarray(e->pending, e->cap_pending, sizeof(*e->pending));
+	}
+	l = &e->pending[e->n_pending++];
+	l->user = xstrdup(c->user);
+	l->state = xstrdup(c->state);
+	l->profile = dup_or_null(c->profile);
+	l->forward = dup_or_null(c->forward);
+	l->subject = dup_or_null(c->subject);
+	l->reason = dup_or_null(c->reason);
+	l->c = *c;
+	l->c.user = l->user;
+	l->c.state = l->state;
+	l->c.profile = l->profile;
+	l->c.forward = l->forward;
+	l->c.subject = l->subject;
+	l->c.reason = l->reason;
+}
+
+static void pending_line_clear(struct pending_line *l)
+{
+	free(l->user);
+	free(l->state);
+	free(l->profile);
+	free(l->forward);
+	free(l->subject);
+	free(l->reason);
+}
+
+/*
+ * Commits the open batch, then writes the presence lines it holds. When the commit fails,
+ * nothing of the batch is stored: its lines are dropped (they never happened for the store, the
+ * API or the webhooks), and the mailboxes whose presence changed in it are re-read after a
+ * back-off and record their presence again.
+ */
+static void batch_commit(struct sync_engine *e)
+{
+	struct err err = {0};
+	int rc;
+
+	uv_timer_stop(&e->batch_timer);
+	if (!store_in_batch(e->store))
+		return;
+	rc = store_batch_commit(e->store, &err);
+	if (rc < 0)
+		log_err("store: %zu presence changes and the sync state of this moment were not saved: "
+		        "%s; re-reading those mailboxes",
+		        e->n_pending, err.msg);
+	for (size_t i = 0; i < e->n_pending; i++) {
+		const struct output_change *c = &e->pending[i].c;
+
+		if (rc == 0) {
+			emit_change(e, c);
+		} else {
+			struct mb *mb = mb_find(e, c->user);
+
+			if (mb != NULL) {
+				mb->has_presence = false;
+				mb_schedule_read(mb, SYNC_RETRY_FIRST_USEC, false);
+			}
+		}
+		pending_line_clear(&e->pending[i]);
+	}
+	e->n_pending = 0;
+}
+
+static void on_batch_timer(uv_timer_t *t)
+{
+	batch_commit(t->data);
+}
+
+/* store_set_write_hook: the first write after a commit opens the next batch. */
+static void batch_open(void *ctx)
+{
+	struct sync_engine *e = ctx;
+	struct err err = {0};
+
+	if (store_batch_begin(e->store, &err) < 0) {
+		log_warn("store: %s; writing without a batch", err.msg);
+		return;
+	}
+	uv_timer_start(&e->batch_timer, on_batch_timer, SYNC_BATCH_USEC / 1000, 0);
+}
+
 static void mb_update_presence(struct mb *mb, const struct cal_occurrence *occ, size_t n,
                                const char *why)
 {
@@ -1821,12 +1942,10 @@ static void mb_update_presence(struct mb *mb, const struct cal_occurrence *occ, 
 		return;
 	}
 	e->stats.presence_changes++;
-	if (e->change_hook)
-		e->change_hook(e->change_ctx, id);
 	store_presence_clear(&mb->presence);
 	mb->presence = sp; /* the strings move */
 	mb->has_presence = true;
-	if (e->out) {
+	{
 		struct output_change c = {
 			.id = id,
 			.time_utc = now,
@@ -1840,8 +1959,10 @@ static void mb_update_presence(struct mb *mb, const struct cal_occurrence *occ, 
 			.reason = reason,
 		};
 
-		if (output_write(e->out, &c, &err) < 0)
-			log_err("output: %s", err.msg);
+		if (store_in_batch(e->store))
+			pending_add(e, &c);
+		else
+			emit_change(e, &c);
 	}
 	arm_presence_timer(mb);
 }
@@ -2292,6 +2413,7 @@ static void on_command(uv_async_t *h)
 		else
 			c->rc = run_command(e, c);
 		dispatch(e);
+		batch_commit(e); /* the caller may read the store once we answer */
 		publish_stats(e);
 		pthread_mutex_lock(&e->lock);
 		c->done = true;
@@ -2471,7 +2593,10 @@ int sync_engine_new(uv_loop_t *loop, const struct cfg *cfg, struct store *store,
 	e->cmd_async.data = e;
 	uv_timer_init(loop, &e->stats_timer);
 	e->stats_timer.data = e;
-	e->handles_open = 5;
+	uv_timer_init(loop, &e->batch_timer);
+	e->batch_timer.data = e;
+	e->handles_open = 6;
+	store_set_write_hook(store, batch_open, e);
 
 	to.auth = cfg->auth;
 	to.user = cfg->user;
@@ -2489,6 +2614,9 @@ int sync_engine_new(uv_loop_t *loop, const struct cfg *cfg, struct store *store,
 	rc = sync_mailboxes(e, cfg, err);
 	if (rc < 0)
 		goto fail;
+	/* Other threads (webhooks, the API) start next and must not find the store locked by a
+	 * batch that only the running loop would commit. */
+	batch_commit(e);
 	*out_engine = e;
 	return 0;
 fail:
@@ -2536,6 +2664,7 @@ int sync_engine_start(struct sync_engine *e, struct err *err)
 		}
 	}
 	dispatch(e);
+	batch_commit(e); /* the caught-up presence is stored and announced before the loop runs */
 	return 0;
 }
 
@@ -2629,6 +2758,10 @@ void sync_engine_free(struct sync_engine *e)
 {
 	if (e == NULL)
 		return;
+	batch_commit(e);
+	store_set_write_hook(e->store, NULL, NULL);
+	free(e->pending);
+	e->pending = NULL;
 	e->stopping = true;
 	while (e->n_mbs > 0) {
 		struct mb *mb = e->mbs[e->n_mbs - 1];
@@ -2662,6 +2795,7 @@ void sync_engine_free(struct sync_engine *e)
 	uv_close((uv_handle_t *)&e->stop_timer, on_engine_handle_closed);
 	uv_close((uv_handle_t *)&e->day_timer, on_engine_handle_closed);
 	uv_close((uv_handle_t *)&e->dispatch_idle, on_engine_handle_closed);
+	uv_close((uv_handle_t *)&e->batch_timer, on_engine_handle_closed);
 }
 
 void sync_engine_stats(const struct sync_engine *e, struct sync_stats *out)

@@ -37,6 +37,10 @@ struct uv_loop_s;
 #define SYNC_DEBOUNCE_CAP(debounce_usec) \
 	((debounce_usec)*4 > INT64_C(2000000) ? (debounce_usec)*4 : INT64_C(2000000))
 
+/* How long the store's write batch stays open: every change of that time is one transaction and
+ * one WAL write, and presence lines wait at most this long for their commit (docs/sync.md). */
+#define SYNC_BATCH_USEC INT64_C(20000)
+
 /* Mailboxes per Autodiscover GetUserSettings request. */
 #define SYNC_DISCOVER_BATCH 100u
 
