@@ -114,12 +114,13 @@ struct ews_call {
 	ews_done_fn *done;
 	ews_chunk_fn *chunk;
 	void *ctx;
-	struct lane *lane; /* NULL while queued */
-	bool queued;       /* waiting for a lane */
-	bool start_failed; /* libcurl refused it at dispatch: fail it from the queue timer */
-	bool added;        /* in the multi handle */
-	bool cancelled;    /* cancelled from inside libcurl: remove after the action */
-	bool done_running; /* its done callback is running */
+	int64_t last_data_usec; /* a stream's: when its leg started or last received a byte */
+	struct lane *lane;      /* NULL while queued */
+	bool queued;            /* waiting for a lane */
+	bool start_failed;      /* libcurl refused it at dispatch: fail it from the queue timer */
+	bool added;             /* in the multi handle */
+	bool cancelled;         /* cancelled from inside libcurl: remove after the action */
+	bool done_running;      /* its done callback is running */
 	bool https;
 	bool our_ntlm;       /* this call authenticates with ews-ntlm (set when its lane is
 	                      * assigned) */
@@ -135,7 +136,7 @@ struct ews_call {
 	bool offers_ntlm;      /* the current response offered WWW-Authenticate: NTLM */
 	long prior_connects;   /* connections opened by the legs before the current one */
 	int64_t start_usec;
-	int64_t idle_sec;     /* streaming: the low-speed window, whole seconds */
+	int64_t idle_sec;     /* streaming: the idle window (on_itimer), whole seconds */
 	int64_t timeout_usec; /* buffered: the total; streaming: 0 or the caller's cap */
 
 	/* The current response; reset at every status line (NTLM's 401 legs, 100 Continue). */
@@ -163,6 +164,7 @@ struct ews_transport {
 	CURLM *multi;
 	uv_timer_t timer;
 	uv_timer_t qtimer; /* queued calls: deadlines and failed starts */
+	uv_timer_t itimer; /* streams: the idle check, once a second while there are any */
 	bool timer_init;
 	bool global_init;
 	struct sock *socks;
@@ -304,6 +306,8 @@ static void on_sock_closed(uv_handle_t *h)
 	free(s);
 	handle_closed(t);
 }
+
+static void on_itimer(uv_timer_t *timer);
 
 static void on_timer_closed(uv_handle_t *h)
 {
@@ -709,6 +713,7 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *userp)
 	const char *v;
 	size_t n;
 
+	c->last_data_usec = clock_now_usec();
 	if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
 		long status = 0;
 		size_t i = 5;
@@ -761,6 +766,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 	if (c->cancelled)
 		return CURL_WRITEFUNC_ERROR;
 	c->bytes += len;
+	c->last_data_usec = clock_now_usec();
 	if (c->chunk != NULL && c->status == 200) {
 		rc = c->chunk(c->ctx, data, len, &c->cb_err);
 		if (rc < 0) {
@@ -1126,6 +1132,9 @@ static int leg_start(struct ews_call *c, enum leg leg, const char *auth, struct 
 	if (curl_multi_add_handle(t->multi, e) != CURLM_OK)
 		return err_set(err, -EIO, "POST to %s: libcurl refused the transfer", c->host);
 	c->added = true;
+	c->last_data_usec = clock_now_usec();
+	if (c->chunk != NULL && !uv_is_active((uv_handle_t *)&t->itimer))
+		(void)uv_timer_start(&t->itimer, on_itimer, 1000, 1000);
 	return 0;
 }
 
@@ -1368,6 +1377,38 @@ static void dispatch(struct ews_transport *t)
 
 /* Fails the queued calls whose time is up or whose start failed, one at a time: each done
  * callback may cancel or post others. */
+/*
+ * Once a second while streams are open: a stream that received nothing (not even a heartbeat)
+ * for its idle_sec ends with the idle timeout. libcurl's own low-speed check would do the same,
+ * but it wakes the loop once a second for every stream: 250 wakeups a second for 50,000
+ * mailboxes, which was most of calsync's CPU when idle (bench/run). One sweep costs one.
+ */
+static void on_itimer(uv_timer_t *timer)
+{
+	struct ews_transport *t = timer->data;
+	int64_t now = clock_now_usec();
+	bool streams = false;
+	struct ews_call *c = t->calls;
+
+	while (c != NULL) {
+		if (c->chunk == NULL || !c->added || c->done_running || c->cancelled) {
+			c = c->next;
+			continue;
+		}
+		if (now - c->last_data_usec < c->idle_sec * USEC_PER_SEC) {
+			streams = true;
+			c = c->next;
+			continue;
+		}
+		/* The done callback may post or cancel other calls: start over afterwards. */
+		call_finish(c, CURLE_OPERATION_TIMEDOUT);
+		c = t->calls;
+		streams = false;
+	}
+	if (!streams)
+		(void)uv_timer_stop(&t->itimer);
+}
+
 static void on_qtimer(uv_timer_t *timer)
 {
 	struct ews_transport *t = timer->data;
@@ -1557,8 +1598,11 @@ int ews_transport_new(struct uv_loop_s *loop, const struct ews_transport_opts *o
 	t->timer.data = t;
 	(void)uv_timer_init(loop, &t->qtimer);
 	t->qtimer.data = t;
+	(void)uv_timer_init(loop, &t->itimer);
+	t->itimer.data = t;
+	uv_unref((uv_handle_t *)&t->itimer); /* a check, not work: never keeps the loop alive */
 	t->timer_init = true;
-	t->open_handles += 2;
+	t->open_handles += 3;
 	*out_t = t;
 	return 0;
 fail:
@@ -1586,6 +1630,7 @@ void ews_transport_free(struct ews_transport *t)
 	transport_release(t); /* the lanes' caches close their idle connections */
 	uv_close((uv_handle_t *)&t->timer, on_timer_closed);
 	uv_close((uv_handle_t *)&t->qtimer, on_timer_closed);
+	uv_close((uv_handle_t *)&t->itimer, on_timer_closed);
 }
 
 size_t ews_transport_active(const struct ews_transport *t)
@@ -1757,13 +1802,10 @@ static int setup_easy(struct ews_call *c, const struct ews_call_opts *o, const c
 	(void)curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
 	(void)curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
 	(void)curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
-	if (c->chunk != NULL) {
-		/* A stream lasts up to ConnectionTimeout (30 min): no total timeout, but a watchdog
-		 * that fires when less than 1 byte per second arrived for idle_sec seconds. A cap, if
-		 * the caller set one, is set per leg (leg_start). */
-		(void)curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-		(void)curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)c->idle_sec);
-	} else {
+	if (c->chunk == NULL) {
+		/* A stream lasts up to ConnectionTimeout (30 min): no total timeout, but the idle
+		 * check (on_itimer) ends it when nothing arrived for idle_sec seconds. A cap, if the
+		 * caller set one, is set per leg (leg_start). */
 		(void)curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->max_response);
 	}
 	return 0;
