@@ -6,7 +6,7 @@
  * envelopes, each parsed as it arrives). Prints one compact JSON line per response or envelope
  * on stdout and exits 0 when every answer was HTTP 200 and parsed, 1 otherwise, 2 on a bad
  * command line. With --concurrency K, repeat keeps K calls in flight on the one transport.
- * Used by tests/ews/test_transport.py and test_extended_protection.py; not installed.
+ * Used by tests/ews/test_transport.py and test_transport_extended_protection.py; not installed.
  */
 #define _GNU_SOURCE /* strerrorname_np */
 
