@@ -600,26 +600,18 @@ static void probe_cert(CURL *e, struct cert *cert)
 }
 
 /*
- * An unauthenticated POST to url, as any client's first request: DNS, TCP, TLS (verified
- * unless verify is false, with <tls ca_file>), and the 401 with the methods the server offers.
- * handshake_only stops after the TLS handshake (to read a certificate that failed to verify).
- * It sends no credentials, so it may run unverified.
+ * What every probe request shares: a POST of text/xml to url over HTTP/1.1, TLS 1.2 or later
+ * (verified unless verify is false, with <tls ca_file>), no proxy from the environment, no
+ * redirect, check's timeouts, and the answer's headers and certificate collected into p.
+ * Returns the header list, which the caller frees after the transfer.
  */
-static void probe_run(const struct check *c, const char *url, bool verify, bool handshake_only,
-                      struct probe *p)
+static struct curl_slist *probe_setup(const struct check *c, CURL *e, const char *url, bool verify,
+                                      struct probe *p)
 {
-	CURL *e = curl_easy_init();
 	struct curl_slist *hdr = NULL;
 	struct curl_slist *l;
 	char ua[64];
-	char *ip = NULL;
 
-	memset(p, 0, sizeof(*p));
-	if (e == NULL) {
-		p->res = CURLE_OUT_OF_MEMORY;
-		(void)snprintf(p->errbuf, sizeof(p->errbuf), "curl_easy_init failed");
-		return;
-	}
 	l = curl_slist_append(hdr, "Content-Type: text/xml; charset=utf-8");
 	if (l != NULL)
 		hdr = l;
@@ -639,10 +631,8 @@ static void probe_run(const struct check *c, const char *url, bool verify, bool 
 	(void)curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
 	                       (long)(CHECK_CALL_TIMEOUT_USEC / USEC_PER_MSEC));
 	(void)curl_easy_setopt(e, CURLOPT_ERRORBUFFER, p->errbuf);
-	(void)curl_easy_setopt(e, CURLOPT_USERAGENT, ua);
+	(void)curl_easy_setopt(e, CURLOPT_USERAGENT, ua); /* libcurl copies it */
 	(void)curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdr);
-	(void)curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
-	(void)curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, 0L);
 	(void)curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, probe_on_header);
 	(void)curl_easy_setopt(e, CURLOPT_HEADERDATA, p);
 	(void)curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, probe_on_body);
@@ -653,6 +643,31 @@ static void probe_run(const struct check *c, const char *url, bool verify, bool 
 	} else if (c->cfg->ca_file != NULL) {
 		(void)curl_easy_setopt(e, CURLOPT_CAINFO, c->cfg->ca_file);
 	}
+	return hdr;
+}
+
+/*
+ * An unauthenticated POST to url, as any client's first request: DNS, TCP, TLS (verified
+ * unless verify is false, with <tls ca_file>), and the 401 with the methods the server offers.
+ * handshake_only stops after the TLS handshake (to read a certificate that failed to verify).
+ * It sends no credentials, so it may run unverified.
+ */
+static void probe_run(const struct check *c, const char *url, bool verify, bool handshake_only,
+                      struct probe *p)
+{
+	CURL *e = curl_easy_init();
+	struct curl_slist *hdr = NULL;
+	char *ip = NULL;
+
+	memset(p, 0, sizeof(*p));
+	if (e == NULL) {
+		p->res = CURLE_OUT_OF_MEMORY;
+		(void)snprintf(p->errbuf, sizeof(p->errbuf), "curl_easy_init failed");
+		return;
+	}
+	hdr = probe_setup(c, e, url, verify, p);
+	(void)curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
+	(void)curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, 0L);
 	if (handshake_only)
 		(void)curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 1L);
 	p->res = curl_easy_perform(e);
@@ -691,9 +706,7 @@ static enum unbound ntlm_unbound_probe(const struct check *c, const char *url, s
 {
 	CURL *e = curl_easy_init();
 	struct curl_slist *hdr = NULL;
-	struct curl_slist *l;
 	struct probe p;
-	char ua[64];
 	CURLcode res;
 	long http = 0;
 
@@ -703,42 +716,12 @@ static enum unbound ntlm_unbound_probe(const struct check *c, const char *url, s
 		return UNBOUND_NO_ANSWER;
 	}
 	memset(&p, 0, sizeof(p));
-	l = curl_slist_append(hdr, "Content-Type: text/xml; charset=utf-8");
-	if (l != NULL)
-		hdr = l;
-	l = curl_slist_append(hdr, "Expect:");
-	if (l != NULL)
-		hdr = l;
-	(void)snprintf(ua, sizeof(ua), "calsync/%s", CALSYNC_VERSION);
-	(void)curl_easy_setopt(e, CURLOPT_URL, url);
-	(void)curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	(void)curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	(void)curl_easy_setopt(e, CURLOPT_PROXY, "");
-	(void)curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-	(void)curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-	(void)curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-	(void)curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-	                       (long)(CHECK_CONNECT_TIMEOUT_USEC / USEC_PER_MSEC));
-	(void)curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
-	                       (long)(CHECK_CALL_TIMEOUT_USEC / USEC_PER_MSEC));
-	(void)curl_easy_setopt(e, CURLOPT_ERRORBUFFER, p.errbuf);
-	(void)curl_easy_setopt(e, CURLOPT_USERAGENT, ua);
-	(void)curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdr);
+	hdr = probe_setup(c, e, url, !c->cfg->insecure_skip_tls_verify, &p);
 	(void)curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->req.data != NULL ? c->req.data : "");
 	(void)curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->req.len);
-	(void)curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, probe_on_header);
-	(void)curl_easy_setopt(e, CURLOPT_HEADERDATA, &p);
-	(void)curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, probe_on_body);
-	(void)curl_easy_setopt(e, CURLOPT_CERTINFO, 1L);
 	(void)curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_NTLM);
 	(void)curl_easy_setopt(e, CURLOPT_USERNAME, c->cfg->user);
 	(void)curl_easy_setopt(e, CURLOPT_PASSWORD, c->cfg->password);
-	if (c->cfg->insecure_skip_tls_verify) {
-		(void)curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-		(void)curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
-	} else if (c->cfg->ca_file != NULL) {
-		(void)curl_easy_setopt(e, CURLOPT_CAINFO, c->cfg->ca_file);
-	}
 	res = curl_easy_perform(e);
 	(void)curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &http);
 	probe_cert(e, cert);
