@@ -580,21 +580,26 @@ static void queue_remove(struct ews_call *c)
 	c->queued = false;
 }
 
-/* Removes and frees c. Never inside libcurl (t->in_curl == 0) while it is in the multi. */
-static void call_destroy(struct ews_call *c)
+/* Takes c out of the multi handle, the wait queue and its lane; conn_ok says whether its
+ * lane's connection is still good for an authenticated reuse. */
+static void call_detach(struct ews_call *c, bool conn_ok)
 {
-	struct ews_transport *t = c->t;
-
-	assert(!c->added || t->in_curl == 0);
 	if (c->added)
-		(void)curl_multi_remove_handle(t->multi, c->easy);
+		(void)curl_multi_remove_handle(c->t->multi, c->easy);
 	c->added = false;
 	if (c->queued)
 		queue_remove(c);
+	if (c->lane != NULL)
+		lane_release(c, conn_ok);
+}
+
+/* Removes and frees c. Never inside libcurl (t->in_curl == 0) while it is in the multi. */
+static void call_destroy(struct ews_call *c)
+{
+	assert(!c->added || c->t->in_curl == 0);
 	/* Removed mid-transfer, libcurl closes the connection: a half-read answer cannot be
 	 * reused. */
-	if (c->lane != NULL)
-		lane_release(c, false);
+	call_detach(c, false);
 	curl_easy_cleanup(c->easy);
 	curl_slist_free_all(c->headers);
 	wipe_slist(&c->leg_headers);
@@ -996,13 +1001,7 @@ static void call_finish(struct ews_call *c, CURLcode res)
 	          r.request_id != NULL ? r.request_id : "-", c->client_request_id);
 	/* From here a cancel of c (from another callback) is a no-op. */
 	c->done_running = true;
-	if (c->added)
-		(void)curl_multi_remove_handle(t->multi, c->easy);
-	c->added = false;
-	if (c->queued)
-		queue_remove(c);
-	if (c->lane != NULL)
-		lane_release(c, res == CURLE_OK);
+	call_detach(c, res == CURLE_OK);
 	dispatch(t);
 	t->in_done++;
 	c->done(c->ctx, c, &r);
