@@ -13,11 +13,16 @@
 TEST(allocates_and_copies)
 {
 	char *s = xstrdup("calsync");
+	char *n = xstrdup_or_null(NULL);
+	char *o = xstrdup_or_null("on");
 	char *m = xmemdup("a\0b", 3);
 	int *z = xcalloc(16, sizeof(int));
 	char *p = xmalloc(0);
 
 	CHECK_STREQ(s, "calsync");
+	CHECK(n == NULL);
+	CHECK_STREQ(o, "on");
+	free(o);
 	CHECK(memcmp(m, "a\0b\0", 4) == 0);
 	for (int i = 0; i < 16; i++)
 		CHECK_EQ(z[i], 0);

@@ -58,6 +58,11 @@ char *xstrdup(const char *s)
 	return xmemdup(s, strlen(s));
 }
 
+char *xstrdup_or_null(const char *s)
+{
+	return s != NULL ? xstrdup(s) : NULL;
+}
+
 char *xmemdup(const void *p, size_t len)
 {
 	char *s;

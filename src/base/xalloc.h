@@ -16,4 +16,5 @@ void *xcalloc(size_t n, size_t size); /* zeroed; n * size is checked for overflo
 void *xrealloc(void *p, size_t size);
 void *xreallocarray(void *p, size_t n, size_t size); /* n * size is checked for overflow */
 char *xstrdup(const char *s);
+char *xstrdup_or_null(const char *s);     /* NULL stays NULL */
 char *xmemdup(const void *p, size_t len); /* copies len bytes and appends a NUL */

@@ -79,22 +79,17 @@ static enum cal_item_type map_item_type(enum ews_item_type t)
 	}
 }
 
-static char *dup_or_null(const char *s)
-{
-	return s != NULL ? xstrdup(s) : NULL;
-}
-
 static void convert_one(const struct ews_cal_item *it, struct cal_occurrence *o)
 {
 	size_t n_cats = 0;
 
 	*o = (struct cal_occurrence){
 		.item_id = xstrdup(it->item_id),
-		.change_key = dup_or_null(it->change_key),
-		.uid = dup_or_null(it->uid),
-		.subject = dup_or_null(it->subject),
-		.location = dup_or_null(it->location),
-		.organizer = dup_or_null(it->organizer),
+		.change_key = xstrdup_or_null(it->change_key),
+		.uid = xstrdup_or_null(it->uid),
+		.subject = xstrdup_or_null(it->subject),
+		.location = xstrdup_or_null(it->location),
+		.organizer = xstrdup_or_null(it->organizer),
 		.start_utc = it->start_utc,
 		.end_utc = it->end_utc,
 		.all_day = it->has_all_day && it->all_day,

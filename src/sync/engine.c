@@ -1799,11 +1799,6 @@ static void emit_change(struct sync_engine *e, const struct output_change *c)
 		log_err("output: %s", err.msg);
 }
 
-static char *dup_or_null(const char *s)
-{
-	return s != NULL ? xstrdup(s) : NULL;
-}
-
 static void pending_add(struct sync_engine *e, const struct output_change *c)
 {
 	struct pending_line *l;
@@ -1815,10 +1810,10 @@ static void pending_add(struct sync_engine *e, const struct output_change *c)
 	l = &e->pending[e->n_pending++];
 	l->user = xstrdup(c->user);
 	l->state = xstrdup(c->state);
-	l->profile = dup_or_null(c->profile);
-	l->forward = dup_or_null(c->forward);
-	l->subject = dup_or_null(c->subject);
-	l->reason = dup_or_null(c->reason);
+	l->profile = xstrdup_or_null(c->profile);
+	l->forward = xstrdup_or_null(c->forward);
+	l->subject = xstrdup_or_null(c->subject);
+	l->reason = xstrdup_or_null(c->reason);
 	l->c = *c;
 	l->c.user = l->user;
 	l->c.state = l->state;
@@ -1906,9 +1901,9 @@ static void mb_update_presence(struct mb *mb, const struct cal_occurrence *occ, 
 
 	presence_compute(occ, n, &e->rules.rules, now, &p);
 	sp.state = xstrdup(presence_state_name(p.state));
-	sp.profile = p.profile ? xstrdup(p.profile) : NULL;
-	sp.forward = p.forward ? xstrdup(p.forward) : NULL;
-	sp.subject = p.subject ? xstrdup(p.subject) : NULL;
+	sp.profile = xstrdup_or_null(p.profile);
+	sp.forward = xstrdup_or_null(p.forward);
+	sp.subject = xstrdup_or_null(p.subject);
 	sp.since_utc = p.since_utc;
 	sp.until_utc = p.until_utc == PRESENCE_NEVER ? 0 : p.until_utc;
 	sp.next_change_utc = p.next_change_utc == PRESENCE_NEVER ? 0 : p.next_change_utc;
