@@ -307,6 +307,10 @@ static void on_sock_closed(uv_handle_t *h)
 	handle_closed(t);
 }
 
+/* How often the idle check of streams runs (on_itimer): a stream's idle timeout fires up to this
+ * late. */
+#define IDLE_CHECK_MS 1000u
+
 static void on_itimer(uv_timer_t *timer);
 
 static void on_timer_closed(uv_handle_t *h)
@@ -1133,7 +1137,7 @@ static int leg_start(struct ews_call *c, enum leg leg, const char *auth, struct 
 	c->added = true;
 	c->last_data_usec = clock_now_usec();
 	if (c->chunk != NULL && !uv_is_active((uv_handle_t *)&t->itimer))
-		(void)uv_timer_start(&t->itimer, on_itimer, 1000, 1000);
+		(void)uv_timer_start(&t->itimer, on_itimer, IDLE_CHECK_MS, IDLE_CHECK_MS);
 	return 0;
 }
 
