@@ -191,6 +191,9 @@ struct ews_transport {
 	char *ca_file;
 	char *proxy;
 	char *user_agent;
+	/* OpenSSL for our NTLM; NULL unless the options can use it (ntlm_crypto). Every
+	 * call's handshake borrows it. */
+	struct ews_ntlm_crypto *crypto;
 	bool insecure;
 	int64_t connect_timeout_usec;
 	int64_t timeout_usec;
@@ -691,7 +694,7 @@ static void capture_cbt(struct ews_call *c)
 	if (cert == NULL)
 		return;
 	len = i2d_X509(cert, &der);
-	if (len > 0 && ews_channel_bindings_md5(der, (size_t)len, c->cbt, NULL) == 0)
+	if (len > 0 && ews_channel_bindings_md5(c->t->crypto, der, (size_t)len, c->cbt, NULL) == 0)
 		c->cbt_kind = CBT_CERT;
 	OPENSSL_free(der);
 	X509_free(cert);
@@ -1150,7 +1153,7 @@ static int ntlm_begin(struct ews_call *c, struct err *err)
 	c->handshakes++;
 	c->cbt_kind = c->https ? CBT_UNAVAILABLE : CBT_NONE;
 	ews_ntlm_free(c->ntlm);
-	c->ntlm = ews_ntlm_new(c->t->user, c->t->password, err);
+	c->ntlm = ews_ntlm_new(c->t->crypto, c->t->user, c->t->password, err);
 	if (c->ntlm == NULL)
 		return err->code < 0 ? err->code : -EINVAL;
 	rc = ews_ntlm_negotiate_header(c->ntlm, &hdr, err);
@@ -1489,6 +1492,8 @@ static void transport_release(struct ews_transport *t)
 	free(t->lanes);
 	t->lanes = NULL;
 	t->n_lanes = 0;
+	ews_ntlm_crypto_free(t->crypto); /* after the calls, whose handshakes borrow it */
+	t->crypto = NULL;
 	if (t->global_init)
 		curl_global_cleanup();
 	t->global_init = false;
@@ -1506,21 +1511,31 @@ static int check_secret(const char *what, const char *s, struct err *err)
 	return 0;
 }
 
-/* Whether ews-ntlm accepts the user name, so that a bad one fails here and not at the first
- * handshake. */
-static int check_ntlm_user(const struct ews_transport_opts *o, struct err *err)
+/*
+ * The OpenSSL context of our NTLM, when the options can use it (ntlm, or negotiate's NTLM
+ * fallback, with a user and a password), in *out, else NULL. It also checks that ews-ntlm
+ * accepts the user name, so that a bad one fails here and not at the first handshake.
+ */
+static int ntlm_crypto(const struct ews_transport_opts *o, struct ews_ntlm_crypto **out,
+                       struct err *err)
 {
 	struct err e = {0};
+	struct ews_ntlm_crypto *cr;
 	struct ews_ntlm *n;
 
+	*out = NULL;
 	if (o->user == NULL || o->password == NULL ||
 	    (o->auth != EWS_AUTH_NTLM && o->auth != EWS_AUTH_NEGOTIATE))
 		return 0;
-	n = ews_ntlm_new(o->user, o->password, &e);
-	if (n == NULL)
+	cr = ews_ntlm_crypto_new();
+	n = ews_ntlm_new(cr, o->user, o->password, &e);
+	if (n == NULL) {
+		ews_ntlm_crypto_free(cr);
 		return err_set(err, -EINVAL, "transport: NTLM cannot use this user name: %s",
 		               e.msg);
+	}
 	ews_ntlm_free(n);
+	*out = cr;
 	return 0;
 }
 
@@ -1528,6 +1543,7 @@ int ews_transport_new(struct uv_loop_s *loop, const struct ews_transport_opts *o
                       struct ews_transport **out_t, struct err *err)
 {
 	struct ews_transport *t;
+	struct ews_ntlm_crypto *crypto = NULL;
 	char ua[64];
 	int rc;
 
@@ -1551,12 +1567,13 @@ int ews_transport_new(struct uv_loop_s *loop, const struct ews_transport_opts *o
 	if (rc == 0 && o->user_agent != NULL && !header_value_ok(o->user_agent))
 		rc = err_set(err, -EINVAL, "transport: bad User-Agent");
 	if (rc == 0)
-		rc = check_ntlm_user(o, err);
+		rc = ntlm_crypto(o, &crypto, err);
 	if (rc < 0)
 		return rc;
 
 	t = xcalloc(1, sizeof(*t));
 	t->loop = loop;
+	t->crypto = crypto;
 	t->auth = o->auth;
 	t->user = dup_or_null(o->user);
 	t->password = dup_or_null(o->password);
