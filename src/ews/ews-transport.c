@@ -183,6 +183,7 @@ struct ews_transport {
 	bool ntlm_fallback;   /* NEGOTIATE failed once and NTLM worked: use NTLM from now on */
 	bool freeing;
 	unsigned open_handles; /* uv handles not yet closed; the last close frees t */
+	uint64_t id_counter;   /* new_request_id's fallback when there is no entropy */
 
 	enum ews_auth auth;
 	char *user;
@@ -270,16 +271,15 @@ static bool cookie_value_ok(const char *v, size_t n)
 	return true;
 }
 
-static void new_request_id(char out[37])
+static void new_request_id(struct ews_transport *t, char out[37])
 {
-	static uint64_t counter;
 	uint8_t b[16];
 
 	if (getrandom(b, sizeof(b), GRND_NONBLOCK) != (ssize_t)sizeof(b)) {
 		/* No entropy yet (early boot): the id only has to be unique enough for log
 		 * correlation, so time and a counter do. */
 		uint64_t x = (uint64_t)clock_now_usec() ^ ((uint64_t)clock_now_utc() << 20);
-		uint64_t y = ++counter * UINT64_C(0x9e3779b97f4a7c15);
+		uint64_t y = ++t->id_counter * UINT64_C(0x9e3779b97f4a7c15);
 		memcpy(b, &x, 8);
 		memcpy(b + 8, &y, 8);
 	}
@@ -1865,7 +1865,7 @@ int ews_transport_post(struct ews_transport *t, const struct ews_call_opts *o, c
 		(void)snprintf(c->client_request_id, sizeof(c->client_request_id), "%s",
 		               o->client_request_id);
 	else
-		new_request_id(c->client_request_id);
+		new_request_id(t, c->client_request_id);
 	(void)snprintf(c->host, sizeof(c->host), "?");
 	buf_init(&c->body, t->max_response);
 	c->next = t->calls;
