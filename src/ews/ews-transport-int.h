@@ -185,11 +185,12 @@ struct ews_transport {
 /* -- ews-transport-loop.c --------------------------------------------------------------------- */
 
 /* libcurl's global state, the multi handle wired to t->loop and the three timers. 0, or -EIO
- * with err; on failure no timer is initialised and t->multi may be set (the caller cleans up). */
+ * with err; on failure no timer is initialised, and the caller releases the rest. */
 ATTR_NODISCARD int ews_transport_loop_init(struct ews_transport *t, struct err *err);
 
 /* Closes the multi handle (and with it the pooled connections' sockets) and starts closing the
- * timers; the last close callback frees t. Every call must have been destroyed. */
+ * timers; with t->freeing set, the last close callback frees t. Every call must have been
+ * destroyed. */
 void ews_transport_loop_close(struct ews_transport *t);
 
 /* -- ews-transport-call.c --------------------------------------------------------------------- */
@@ -217,7 +218,8 @@ void ews_transport_fail_all(struct ews_transport *t, int rc, const char *what);
 
 /* -- ews-transport-lane.c --------------------------------------------------------------------- */
 
-/* A free lane for c (now checked out to nobody yet), or NULL when c must wait for one. */
+/* A free lane for c, or NULL when c must wait for one; the caller then checks it out with
+ * ews_transport_lane_checkout(). Outside libcurl only. */
 struct lane *ews_transport_lane_pick(struct ews_transport *t, const struct ews_call *c);
 
 /* Checks lane l out for c and sends c's first request on it (an NTLM leg 1 when c needs a
