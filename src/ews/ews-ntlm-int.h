@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ews-ntlm-int.h: the building blocks of ews-ntlm.c, exposed for its unit test and fuzzer only.
- * Nothing else includes this file. Randomness and the clock are parameters here, so that tests
- * can check every byte against MS-NLMP's worked examples and independent implementations.
+ * ews-ntlm-int.h: the building blocks of the NTLM module, shared by its files (ews-ntlm.c: the
+ * handshake and its messages; ews-ntlm-challenge.c: the CHALLENGE parser and base64;
+ * ews-ntlm-crypto.c: OpenSSL, the hashes and the channel bindings; ews-ntlm-text.c: UTF-8 to
+ * UTF-16LE) and exposed for its unit test and fuzzer. Nothing else includes this file.
+ * Randomness and the clock are parameters here, so that tests can check every byte against
+ * MS-NLMP's worked examples and independent implementations.
  */
 #pragma once
 
@@ -14,6 +17,52 @@
 
 struct err;
 struct ews_ntlm;
+struct ews_ntlm_crypto;
+
+/* Every NTLM message starts with these 8 bytes, "NTLMSSP" and its NUL. */
+#define EWS_NTLM_SIGNATURE "NTLMSSP"
+
+/*
+ * Longest user name and domain, and password, in UTF-16 code units. Windows caps a UPN at 256
+ * characters and a password at 256 (LSA); a DNS domain is at most 255. They also keep the
+ * AUTHENTICATE message well under EWS_NTLM_MAX_MESSAGE.
+ */
+#define EWS_NTLM_NAME_MAX_UNITS     256u
+#define EWS_NTLM_PASSWORD_MAX_UNITS 256u
+
+/* Little-endian fields, as every number in an NTLM message is. */
+static inline void ews_ntlm_put16(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static inline void ews_ntlm_put32(uint8_t *p, uint32_t v)
+{
+	ews_ntlm_put16(p, v & 0xffffu);
+	ews_ntlm_put16(p + 2, v >> 16);
+}
+
+static inline void ews_ntlm_put64(uint8_t *p, uint64_t v)
+{
+	ews_ntlm_put32(p, (uint32_t)v);
+	ews_ntlm_put32(p + 4, (uint32_t)(v >> 32));
+}
+
+static inline uint32_t ews_ntlm_get16(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8;
+}
+
+static inline uint32_t ews_ntlm_get32(const uint8_t *p)
+{
+	return ews_ntlm_get16(p) | ews_ntlm_get16(p + 2) << 16;
+}
+
+static inline uint64_t ews_ntlm_get64(const uint8_t *p)
+{
+	return (uint64_t)ews_ntlm_get32(p) | (uint64_t)ews_ntlm_get32(p + 4) << 32;
+}
 
 /* NegotiateFlags (MS-NLMP 2.2.2.5), the ones this module names. */
 #define EWS_NTLM_NEGOTIATE_UNICODE     0x00000001u
@@ -97,10 +146,28 @@ ATTR_NODISCARD int ews_ntlm_utf16le(const char *s, size_t len, bool upper, size_
                                     const char *what, uint8_t **out, size_t *out_len,
                                     struct err *err);
 
+/* One piece of the data an HMAC is computed over. */
+struct ews_ntlm_part {
+	const uint8_t *p;
+	size_t len;
+};
+
+/* HMAC_MD5(key, the concatenation of the n parts) into out. 0, or -ENOTSUP (cr unusable, or
+ * OpenSSL failed). */
+ATTR_NODISCARD int ews_ntlm_hmac_md5(const struct ews_ntlm_crypto *cr, const uint8_t *key,
+                                     size_t key_len, const struct ews_ntlm_part *parts, size_t n,
+                                     uint8_t out[16], struct err *err);
+
+/* len random bytes from cr's OpenSSL context into out. 0, -ENOTSUP (cr unusable) or -EIO. */
+ATTR_NODISCARD int ews_ntlm_random(const struct ews_ntlm_crypto *cr, uint8_t *out, size_t len,
+                                   struct err *err);
+
 /* NTOWFv2 (MS-NLMP 3.3.2) = HMAC_MD5(MD4(UTF-16LE(password)), UTF-16LE(UPPER(user) + domain)),
- * all three UTF-8. 0, -EINVAL (bad UTF-8) or -ENOTSUP (no MD4 in this OpenSSL). */
-ATTR_NODISCARD int ews_ntlm_ntowfv2(const char *password, const char *user, const char *domain,
-                                    uint8_t out[16], struct err *err);
+ * all three UTF-8. 0, -EINVAL (bad UTF-8, or a name or password over its cap above) or
+ * -ENOTSUP (no MD4 in cr). */
+ATTR_NODISCARD int ews_ntlm_ntowfv2(const struct ews_ntlm_crypto *cr, const char *password,
+                                    const char *user, const char *domain, uint8_t out[16],
+                                    struct err *err);
 
 /*
  * The NTLMv2 NtChallengeResponse (MS-NLMP 3.3.2) for response key key: out receives NTProofStr
@@ -108,14 +175,16 @@ ATTR_NODISCARD int ews_ntlm_ntowfv2(const char *password, const char *user, cons
  * pairs (used as given, MsvAvEOL included), EWS_NTLM_V2_RESPONSE_LEN(av_len) bytes in all;
  * out_cap must be at least that. session_base_key = HMAC_MD5(key, NTProofStr).
  */
-ATTR_NODISCARD int ews_ntlm_v2_response(const uint8_t key[16], const uint8_t server_challenge[8],
+ATTR_NODISCARD int ews_ntlm_v2_response(const struct ews_ntlm_crypto *cr, const uint8_t key[16],
+                                        const uint8_t server_challenge[8],
                                         const uint8_t client_challenge[8], uint64_t timestamp,
                                         const uint8_t *av, size_t av_len, uint8_t *out,
                                         size_t out_cap, uint8_t session_base_key[16],
                                         struct err *err);
 
 /* The LMv2 response: HMAC_MD5(key, server_challenge + client_challenge) + client_challenge. */
-ATTR_NODISCARD int ews_ntlm_lmv2_response(const uint8_t key[16], const uint8_t server_challenge[8],
+ATTR_NODISCARD int ews_ntlm_lmv2_response(const struct ews_ntlm_crypto *cr, const uint8_t key[16],
+                                          const uint8_t server_challenge[8],
                                           const uint8_t client_challenge[8], uint8_t out[24],
                                           struct err *err);
 

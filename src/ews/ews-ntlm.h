@@ -5,14 +5,17 @@
  * only builds the NEGOTIATE and AUTHENTICATE messages and parses the CHALLENGE, with OpenSSL for
  * the hashes. Nothing here logs; the password and the keys derived from it are wiped when freed.
  *
- * One struct ews_ntlm is one handshake on one TCP connection:
+ * OpenSSL runs in a private library context that a struct ews_ntlm_crypto owns (the transport
+ * makes one; tests make their own). One struct ews_ntlm is one handshake on one TCP connection:
  *
- *   n = ews_ntlm_new("CONTOSO\\svc", password, &err);
+ *   cr = ews_ntlm_crypto_new();                         once, before any handshake
+ *   n = ews_ntlm_new(cr, "CONTOSO\\svc", password, &err);
  *   ews_ntlm_negotiate_header(n, &h1, &err);          -> "Authorization: <h1>" on leg 1
  *   ... the 401 answer carries "WWW-Authenticate: NTLM <base64 CHALLENGE>" ...
- *   ews_channel_bindings_md5(cert_der, cert_len, cbt, &err);  the connection's server cert
+ *   ews_channel_bindings_md5(cr, cert_der, cert_len, cbt, &err);  the connection's server cert
  *   ews_ntlm_authenticate_header(n, www_auth, cbt, "HTTP/host", &h3, &err);  -> leg 3
  *   ews_ntlm_free(n);
+ *   ews_ntlm_crypto_free(cr);                           after the last handshake is freed
  */
 #pragma once
 
@@ -23,19 +26,33 @@
 
 struct err;
 struct ews_ntlm;
+struct ews_ntlm_crypto;
 
 /* The longest NTLM message we build or accept (bytes, before base64). */
 #define EWS_NTLM_MAX_MESSAGE 4096u
+
+/*
+ * OpenSSL for NTLM: a library context of its own with the default and legacy providers (MD4 is
+ * legacy) and MD4, MD5 and HMAC fetched from it, so that the global context libcurl uses is
+ * never changed. Never NULL: when OpenSSL cannot provide them, the object remembers why, and
+ * every function below that needs it fails with -ENOTSUP and that reason. Read-only once made,
+ * so any number of handshakes may share it; it must outlive them all.
+ */
+ATTR_NODISCARD struct ews_ntlm_crypto *ews_ntlm_crypto_new(void);
+
+/* Unloads the providers and frees the context. NULL is allowed. */
+void ews_ntlm_crypto_free(struct ews_ntlm_crypto *cr);
 
 /*
  * A handshake for user ("DOMAIN\\user", or a UPN "user@domain" sent with an empty domain, as
  * Windows does) and password (UTF-8). NULL with err set on a malformed user name.
  * (err->code: -EINVAL for an empty user or domain part, invalid UTF-8 or more than 256 UTF-16
  * code units in a name or the password; -ENOTSUP when OpenSSL's legacy provider, which has MD4,
- * cannot be loaded.) Only NTOWFv2 of the password is kept.
+ * cannot be loaded into cr.) Only NTOWFv2 of the password is kept. n borrows cr, which must
+ * outlive it.
  */
-ATTR_NODISCARD struct ews_ntlm *ews_ntlm_new(const char *user, const char *password,
-                                             struct err *err);
+ATTR_NODISCARD struct ews_ntlm *ews_ntlm_new(const struct ews_ntlm_crypto *cr, const char *user,
+                                             const char *password, struct err *err);
 
 /* Wipes the password and derived keys and frees n. NULL is allowed. */
 void ews_ntlm_free(struct ews_ntlm *n);
@@ -64,7 +81,9 @@ ATTR_NODISCARD int ews_ntlm_authenticate_header(struct ews_ntlm *n, const char *
  * the certificate's hash (RFC 5929 section 4.1: SHA-256 when the certificate's signature hash is
  * MD5 or SHA-1, else that hash).
  * 0; -EPROTO when cert_der is not exactly one DER certificate; -ENOTSUP when its signature has
- * no such hash (Ed25519). out is written only on success.
+ * no such hash (Ed25519), or when cr is unusable. The hashes come from cr. out is written only
+ * on success.
  */
-ATTR_NODISCARD int ews_channel_bindings_md5(const uint8_t *cert_der, size_t cert_len,
+ATTR_NODISCARD int ews_channel_bindings_md5(const struct ews_ntlm_crypto *cr,
+                                            const uint8_t *cert_der, size_t cert_len,
                                             uint8_t out[16], struct err *err);

@@ -36,6 +36,8 @@ static void check(int rc, const struct err *err, char *header)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	/* Made once and kept: the fuzzer's inputs share one context and one NEGOTIATE. */
+	static struct ews_ntlm_crypto *crypto;
 	static struct ews_ntlm *n;
 	struct ews_ntlm_challenge c;
 	struct err raw_err = {0}, err = {0};
@@ -45,7 +47,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size > FUZZ_MAX_INPUT)
 		return 0;
 	if (n == NULL) {
-		n = ews_ntlm_new("CONTOSO\\svc", "Passw0rd!", NULL);
+		crypto = ews_ntlm_crypto_new();
+		n = ews_ntlm_new(crypto, "CONTOSO\\svc", "Passw0rd!", NULL);
 		if (n == NULL || ews_ntlm_negotiate_header(n, &header, NULL) != 0)
 			abort();
 		free(header);

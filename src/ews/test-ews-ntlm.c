@@ -30,6 +30,9 @@
 
 #define CHECK_MEM(a, b, n) CHECK(memcmp((a), (b), (n)) == 0)
 
+/* The OpenSSL context every test's handshakes use, made in main(). */
+static struct ews_ntlm_crypto *crypto;
+
 /* ---- MS-NLMP 4.2.4 (NTLMv2 Authentication) ---- */
 
 /* 4.2.4.3: the CHALLENGE_MESSAGE of the example. */
@@ -241,7 +244,7 @@ static struct msg contoso_challenge(bool timestamp)
 static struct ews_ntlm *handshake(const char *user, const char *password, struct msg *neg)
 {
 	struct err err = {0};
-	struct ews_ntlm *n = ews_ntlm_new(user, password, &err);
+	struct ews_ntlm *n = ews_ntlm_new(crypto, user, password, &err);
 	char *h = NULL;
 
 	REQUIRE(n != NULL);
@@ -347,6 +350,39 @@ static bool auth_verifies(const struct msg *neg, const struct msg *chal, const u
 
 #define CHECK_AUTH(neg, chal, m, len, key) CHECK(auth_verifies((neg), (chal), (m), (len), (key)))
 
+/* ---- the OpenSSL context ---- */
+
+/* Each struct ews_ntlm_crypto is a context of its own: a second one gives the same hashes and
+ * handshakes, and freeing it leaves the first one working. */
+TEST(crypto_contexts_are_independent)
+{
+	struct ews_ntlm_crypto *other = ews_ntlm_crypto_new();
+	char *www = header_encode(spec_challenge, sizeof(spec_challenge));
+	struct err err = {0};
+	uint8_t key[16] = {0};
+	struct ews_ntlm *n;
+	char *h = NULL;
+
+	REQUIRE(other != NULL && other != crypto);
+	CHECK_EQ(ews_ntlm_ntowfv2(other, "Password", "User", "Domain", key, &err), 0);
+	CHECK_MEM(key, spec_ntowfv2, 16);
+	n = ews_ntlm_new(other, "Domain\\User", "Password", &err);
+	REQUIRE(n != NULL);
+	CHECK_EQ(ews_ntlm_negotiate_header(n, &h, &err), 0);
+	free(h);
+	h = NULL;
+	CHECK_EQ(ews_ntlm_authenticate_header(n, www, NULL, NULL, &h, &err), 0);
+	CHECK(h != NULL && strncmp(h, "NTLM ", 5) == 0);
+	free(h);
+	ews_ntlm_free(n);
+	ews_ntlm_crypto_free(other);
+	ews_ntlm_crypto_free(NULL);
+	memset(key, 0, sizeof(key));
+	CHECK_EQ(ews_ntlm_ntowfv2(crypto, "Password", "User", "Domain", key, &err), 0);
+	CHECK_MEM(key, spec_ntowfv2, 16);
+	free(www);
+}
+
 /* ---- the spec's example ---- */
 
 TEST(spec_ntowfv2)
@@ -354,12 +390,12 @@ TEST(spec_ntowfv2)
 	struct err err = {0};
 	uint8_t key[16];
 
-	CHECK_EQ(ews_ntlm_ntowfv2("Password", "User", "Domain", key, &err), 0);
+	CHECK_EQ(ews_ntlm_ntowfv2(crypto, "Password", "User", "Domain", key, &err), 0);
 	CHECK_MEM(key, spec_ntowfv2, 16);
 	/* The user is uppercased, the domain is not. */
-	CHECK_EQ(ews_ntlm_ntowfv2("Password", "USER", "Domain", key, &err), 0);
+	CHECK_EQ(ews_ntlm_ntowfv2(crypto, "Password", "USER", "Domain", key, &err), 0);
 	CHECK_MEM(key, spec_ntowfv2, 16);
-	CHECK_EQ(ews_ntlm_ntowfv2("Password", "User", "DOMAIN", key, &err), 0);
+	CHECK_EQ(ews_ntlm_ntowfv2(crypto, "Password", "User", "DOMAIN", key, &err), 0);
 	CHECK(memcmp(key, spec_ntowfv2, 16) != 0);
 }
 
@@ -390,9 +426,9 @@ TEST(spec_ntlmv2_response)
 
 	REQUIRE(ews_ntlm_parse_challenge(spec_challenge, sizeof(spec_challenge), &c, &err) == 0);
 	CHECK_EQ(sizeof(out), sizeof(spec_nt_response));
-	CHECK_EQ(ews_ntlm_v2_response(spec_ntowfv2, c.server_challenge, spec_client_challenge, 0,
-	                              c.target_info, c.target_info_len, out, sizeof(out), sbk,
-	                              &err),
+	CHECK_EQ(ews_ntlm_v2_response(crypto, spec_ntowfv2, c.server_challenge,
+	                              spec_client_challenge, 0, c.target_info, c.target_info_len,
+	                              out, sizeof(out), sbk, &err),
 	         0);
 	CHECK_MEM(out, spec_nt_response, sizeof(spec_nt_response));
 	CHECK_MEM(sbk, spec_session_base_key, 16);
@@ -403,8 +439,8 @@ TEST(spec_lmv2_response)
 	struct err err = {0};
 	uint8_t out[24];
 
-	CHECK_EQ(ews_ntlm_lmv2_response(spec_ntowfv2, spec_server_challenge, spec_client_challenge,
-	                                out, &err),
+	CHECK_EQ(ews_ntlm_lmv2_response(crypto, spec_ntowfv2, spec_server_challenge,
+	                                spec_client_challenge, out, &err),
 	         0);
 	CHECK_MEM(out, spec_lmv2, 24);
 }
@@ -414,7 +450,7 @@ TEST(spec_lmv2_response)
 TEST(negotiate_message_layout)
 {
 	static const uint8_t version[8] = {10, 0, 0, 0, 0, 0, 0, 15};
-	struct ews_ntlm *n = ews_ntlm_new("CONTOSO\\svc", "Passw0rd!", NULL);
+	struct ews_ntlm *n = ews_ntlm_new(crypto, "CONTOSO\\svc", "Passw0rd!", NULL);
 	struct err err = {0};
 	uint8_t m[64];
 	char *h = NULL;
@@ -472,7 +508,7 @@ TEST(authenticate_structure)
 	uint8_t *m = NULL;
 	size_t len = 0, av_len, plen = 0;
 
-	REQUIRE(ews_ntlm_ntowfv2("Passw0rd!", "svc", "CONTOSO", key, &err) == 0);
+	REQUIRE(ews_ntlm_ntowfv2(crypto, "Passw0rd!", "svc", "CONTOSO", key, &err) == 0);
 	CHECK_EQ(build(n, &chal, cbt_sha256, TEST_SPN, &m, &len, &err), 0);
 	REQUIRE(m != NULL);
 	REQUIRE(parse_auth(m, len, &v));
@@ -570,8 +606,9 @@ TEST(authenticate_matches_independent_vectors)
 	/* No server time: the blob has ours, and the LM response is LMv2. */
 	CHECK_EQ(le32(v.nt.p + 24), (uint32_t)FIXED_NOW);
 	CHECK_EQ(le32(v.nt.p + 28), (uint32_t)(FIXED_NOW >> 32));
-	REQUIRE(ews_ntlm_ntowfv2("Passw0rd!", "svc", "CONTOSO", key, &err) == 0);
-	REQUIRE(ews_ntlm_lmv2_response(key, chal.b + 24, fixed_client_challenge, lmv2, &err) == 0);
+	REQUIRE(ews_ntlm_ntowfv2(crypto, "Passw0rd!", "svc", "CONTOSO", key, &err) == 0);
+	REQUIRE(ews_ntlm_lmv2_response(crypto, key, chal.b + 24, fixed_client_challenge, lmv2,
+	                               &err) == 0);
 	CHECK_EQ(v.lm.len, 24);
 	CHECK_MEM(v.lm.p, lmv2, 24);
 	CHECK_AUTH(&neg, &chal, m, len, key);
@@ -616,7 +653,7 @@ TEST(authenticate_merges_server_av_pairs)
 	CHECK(p != NULL && plen == 3 && memcmp(p, "xyz", 3) == 0);
 	/* Exactly: NbDomain, unknown, Flags, ChannelBindings, EOL. */
 	CHECK_EQ(av_len, (4 + 14) + (4 + 3) + (4 + 4) + (4 + 16) + 4);
-	REQUIRE(ews_ntlm_ntowfv2("pw", "svc@contoso.example", "", key, &err) == 0);
+	REQUIRE(ews_ntlm_ntowfv2(crypto, "pw", "svc@contoso.example", "", key, &err) == 0);
 	CHECK_AUTH(&neg, &chal, m, len, key);
 	free(m);
 	ews_ntlm_free(n);
@@ -633,7 +670,7 @@ TEST(authenticate_header_round_trip)
 	struct auth_view v1, v2;
 	struct msg auth2;
 
-	REQUIRE(ews_ntlm_ntowfv2("Passw0rd!", "svc", "CONTOSO", key, &err) == 0);
+	REQUIRE(ews_ntlm_ntowfv2(crypto, "Passw0rd!", "svc", "CONTOSO", key, &err) == 0);
 	CHECK_EQ(ews_ntlm_authenticate_header(n, www, cbt_sha256, TEST_SPN, &h, &err), 0);
 	REQUIRE(h != NULL);
 	auth.len = header_decode(h, auth.b, sizeof(auth.b));
@@ -654,7 +691,7 @@ TEST(authenticate_header_round_trip)
 TEST(authenticate_needs_negotiate_and_fits)
 {
 	struct msg chal = contoso_challenge(true);
-	struct ews_ntlm *n = ews_ntlm_new("CONTOSO\\svc", "pw", NULL);
+	struct ews_ntlm *n = ews_ntlm_new(crypto, "CONTOSO\\svc", "pw", NULL);
 	struct err err = {0};
 	uint8_t ti[EWS_NTLM_MAX_MESSAGE], big[3000] = {0};
 	uint8_t *m = NULL;
@@ -716,25 +753,25 @@ TEST(user_name_forms)
 	                                  "\\", "sv\xc3", "CONTOSO\\\xed\xa0\x80"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err = (struct err){0};
-		CHECK(ews_ntlm_new(bad[i], "pw", &err) == NULL);
+		CHECK(ews_ntlm_new(crypto, bad[i], "pw", &err) == NULL);
 		CHECK_EQ(err.code, -EINVAL);
 		CHECK(err.msg[0] != '\0');
 	}
 	err = (struct err){0};
-	CHECK(ews_ntlm_new(NULL, "pw", &err) == NULL);
+	CHECK(ews_ntlm_new(crypto, NULL, "pw", &err) == NULL);
 	CHECK_EQ(err.code, -EINVAL);
-	CHECK(ews_ntlm_new("svc", NULL, &err) == NULL);
-	CHECK(ews_ntlm_new("svc", "bad\x80utf8", &err) == NULL);
+	CHECK(ews_ntlm_new(crypto, "svc", NULL, &err) == NULL);
+	CHECK(ews_ntlm_new(crypto, "svc", "bad\x80utf8", &err) == NULL);
 	CHECK_EQ(err.code, -EINVAL);
 	CHECK(strstr(err.msg, "password is not valid UTF-8") != NULL);
 	/* Length limits: 256 code units per name part and for the password. */
 	char long_name[300];
 	memset(long_name, 'a', 257);
 	long_name[257] = '\0';
-	CHECK(ews_ntlm_new(long_name, "pw", &err) == NULL);
+	CHECK(ews_ntlm_new(crypto, long_name, "pw", &err) == NULL);
 	CHECK(strstr(err.msg, "longer than 256") != NULL);
 	long_name[256] = '\0';
-	n = ews_ntlm_new(long_name, long_name, &err);
+	n = ews_ntlm_new(crypto, long_name, long_name, &err);
 	CHECK(n != NULL);
 	ews_ntlm_free(n);
 	ews_ntlm_free(NULL);
@@ -765,8 +802,8 @@ TEST(non_ascii_credentials)
 		uint8_t key[16], want[16];
 
 		(void)unhex(cases[i].want, want, sizeof(want));
-		CHECK_EQ(ews_ntlm_ntowfv2(cases[i].password, cases[i].user, cases[i].domain, key,
-		                          &err),
+		CHECK_EQ(ews_ntlm_ntowfv2(crypto, cases[i].password, cases[i].user, cases[i].domain,
+		                          key, &err),
 		         0);
 		CHECK_MEM(key, want, 16);
 	}
@@ -890,26 +927,26 @@ TEST(channel_bindings)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		len = read_cert(cases[i].file, der, sizeof(der));
 		(void)unhex(cases[i].want, want, sizeof(want));
-		CHECK_EQ(ews_channel_bindings_md5(der, len, out, &err), 0);
+		CHECK_EQ(ews_channel_bindings_md5(crypto, der, len, out, &err), 0);
 		CHECK_MEM(out, want, 16);
 	}
 	len = read_cert("ecdsa-sha256.der", der, sizeof(der));
-	REQUIRE(ews_channel_bindings_md5(der, len, out, &err) == 0);
+	REQUIRE(ews_channel_bindings_md5(crypto, der, len, out, &err) == 0);
 	CHECK_MEM(out, cbt_sha256, 16);
 
 	/* No hash for Ed25519 in RFC 5929. */
 	len = read_cert("ed25519.der", der, sizeof(der));
 	memset(out, 0x5a, 16);
 	memcpy(before, out, 16);
-	CHECK_EQ(ews_channel_bindings_md5(der, len, out, &err), -ENOTSUP);
+	CHECK_EQ(ews_channel_bindings_md5(crypto, der, len, out, &err), -ENOTSUP);
 	CHECK(strstr(err.msg, "Ed25519") != NULL);
 	CHECK_MEM(out, before, 16); /* untouched on failure */
 	/* Not a certificate, truncated, or with bytes after it. */
 	len = read_cert("ecdsa-sha256.der", der, sizeof(der));
-	CHECK_EQ(ews_channel_bindings_md5(der, len - 1, out, &err), -EPROTO);
-	CHECK_EQ(ews_channel_bindings_md5(der, len + 1, out, &err), -EPROTO);
-	CHECK_EQ(ews_channel_bindings_md5((const uint8_t *)"hello", 5, out, &err), -EPROTO);
-	CHECK_EQ(ews_channel_bindings_md5(der, 0, out, &err), -EPROTO);
+	CHECK_EQ(ews_channel_bindings_md5(crypto, der, len - 1, out, &err), -EPROTO);
+	CHECK_EQ(ews_channel_bindings_md5(crypto, der, len + 1, out, &err), -EPROTO);
+	CHECK_EQ(ews_channel_bindings_md5(crypto, (const uint8_t *)"hello", 5, out, &err), -EPROTO);
+	CHECK_EQ(ews_channel_bindings_md5(crypto, der, 0, out, &err), -EPROTO);
 	CHECK(err.msg[0] != '\0');
 }
 
@@ -1180,11 +1217,11 @@ TEST(password_never_appears)
 
 	pw16 = to16(pw, false, &pw16_len);
 	/* Every error message a handshake with this password can produce. */
-	CHECK(ews_ntlm_new("\\x", pw, &err) == NULL);
+	CHECK(ews_ntlm_new(crypto, "\\x", pw, &err) == NULL);
 	CHECK(strstr(err.msg, pw) == NULL);
-	CHECK(ews_ntlm_new("x", "S3cr3t\xff", &err) == NULL);
+	CHECK(ews_ntlm_new(crypto, "x", "S3cr3t\xff", &err) == NULL);
 	CHECK(strstr(err.msg, "S3cr3t") == NULL);
-	n = ews_ntlm_new("CONTOSO\\svc", pw, &err);
+	n = ews_ntlm_new(crypto, "CONTOSO\\svc", pw, &err);
 	REQUIRE(n != NULL);
 	CHECK_EQ(ews_ntlm_authenticate_header(n, www, NULL, NULL, &h, &err), -EINVAL);
 	CHECK(strstr(err.msg, pw) == NULL);
@@ -1223,6 +1260,10 @@ TEST(password_never_appears)
 
 int main(void)
 {
+	int rc;
+
+	crypto = ews_ntlm_crypto_new();
+	RUN(crypto_contexts_are_independent);
 	RUN(spec_ntowfv2);
 	RUN(spec_challenge_parses);
 	RUN(spec_ntlmv2_response);
@@ -1242,5 +1283,7 @@ int main(void)
 	RUN(www_authenticate_forms);
 	RUN(base64_decode);
 	RUN(password_never_appears);
-	return harness_done();
+	rc = harness_done();
+	ews_ntlm_crypto_free(crypto);
+	return rc;
 }
