@@ -5,8 +5,9 @@
  * means for the caller: the class of ews-errors.h that decides the reaction (none, transient,
  * throttled, subscription lost, mailbox or account permanent, client bug, unknown), the
  * table's flags for what to do besides (re-read, rediscover, version down, ...), the server's
- * back-off hint, and the code and reason to report. The daemon and `calsync check` both read
- * answers through it, so that they cannot disagree. Pure: no I/O, no clock.
+ * back-off hint, and the code and reason to report. It is meant for both the daemon and
+ * `calsync check` (which each had a reading of their own), so that they cannot disagree.
+ * Pure: no I/O, no clock.
  *
  * The reading, in order (EWS-REFERENCE.md 1.3 to 1.6; where the daemon and check disagreed,
  * the daemon's reading is kept unless the reference says otherwise, as noted):
