@@ -39,6 +39,13 @@ from multidict import CIMultiDict
 
 from .md4 import md4
 
+try:  # python3-cryptography (a dependency of python3-requests-ntlm); needed only over TLS
+    from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
+except ImportError:  # pragma: no cover - then --tls-cert fails at start-up, as it did
+    x509 = None
+    UnsupportedAlgorithm = None
+
 __all__ = ["Authenticator", "ntowfv2", "ntproofstr", "rc4", "parse_av_pairs",
            "EXTENDED_PROTECTION", "leaf_cert_der", "tls_server_end_point", "channel_bindings_hash"]
 
@@ -205,9 +212,8 @@ def tls_server_end_point(cert_der):
     algorithm without a hash the cryptography module can name (RSASSA-PSS in
     Debian 12's version, Ed25519) also gets SHA-256 (a choice; RFC 5929 leaves
     Ed25519 undefined)."""
-    from cryptography import x509  # python3-cryptography (a dependency of python3-requests-ntlm)
-    from cryptography.exceptions import UnsupportedAlgorithm
-
+    if x509 is None:
+        raise ImportError("channel binding needs python3-cryptography")
     try:
         algo = x509.load_der_x509_certificate(cert_der).signature_hash_algorithm
         name = algo.name.replace("-", "_") if algo is not None else "sha256"

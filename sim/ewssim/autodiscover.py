@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from aiohttp import web
 from lxml import etree
 
-from . import soap
+from . import soap, webio
 
 log = logging.getLogger("ews-sim")
 
@@ -313,8 +313,9 @@ _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=Fals
 
 
 async def handle(request):
-    sim = request.app["sim"]
-    who = await sim.ext["auth"].authenticate(request)
+    """POST /autodiscover/autodiscover.svc (SOAP) and /autodiscover/autodiscover.xml (POX)."""
+    sim = webio.sim_of(request)
+    who = await sim.auth.authenticate(request)
     if isinstance(who, web.StreamResponse):
         sim.counters.inc("rejections", "http_401")
         return who
@@ -365,3 +366,7 @@ async def handle(request):
                            "The message with Action '%s' cannot be processed at the receiver." % soap.local(op.tag))
     sim.counters.inc("requests_by_op", "GetUserSettings")
     return _xml(get_user_settings(sim, request, op))
+
+
+# The IIS paths this module answers (lower case); main hands them to server.build_app.
+PATHS = {"/autodiscover/autodiscover.svc": handle, "/autodiscover/autodiscover.xml": handle}

@@ -24,6 +24,9 @@ What is modelled, and which Exchange behaviour each piece imitates:
   same seed gives the same calendar; 50,000 mailboxes cost nothing until touched.
 
 folder_id() is shared by other modules and must keep its exact form.
+
+The calendar imports nothing of ews-sim: it publishes every change through the hook list
+sim.calendar_hooks (state.Sim), on which notify registers its event queue feeder.
 """
 
 import base64
@@ -871,12 +874,13 @@ class Calendar:
     # -- events ---------------------------------------------------------------------------------------
 
     def _emit(self, events):
-        from . import notify
-
-        try:
-            notify.emit(self.sim, self.mailbox, events)
-        except Exception:  # a notification bug must not undo a calendar change
-            log.exception("notify.emit failed")
+        """Publish a change: every hook on sim.calendar_hooks gets (mailbox, events)
+        (notify's event queue feeder is one)."""
+        for hook in self.sim.calendar_hooks:
+            try:
+                hook(self.mailbox, events)
+            except Exception:  # a notification bug must not undo a calendar change
+                log.exception("calendar hook %r failed", hook)
 
     def _item_event(self, etype, item, **extra):
         fid, fck = self.folder(item.folder)

@@ -9,8 +9,9 @@ zone, else UTC. Which Exchange behaviour each piece imitates is said where it is
 
 import base64
 import math
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from urllib.parse import unquote
+from xml.sax.saxutils import escape
 
 from aiohttp import web
 from lxml import etree
@@ -19,10 +20,14 @@ from . import calendar as calmod
 from . import registry, soap
 from .calendar import UTC, iso
 from .soap import EwsFault, M, MessageError, T, child, el, local, text_of
+from .webio import bad, not_found, read_json, sim_of
 
 ACCESS_DENIED = "Access is denied. Check credentials and try again., Cannot get ID from name."
 ITEM_NOT_FOUND = "The specified object was not found in the store., The process failed to get the correct properties."
 ID_MALFORMED = "Id is malformed."
+
+# The operations this module answers; main adds them to the server's table.
+OPERATIONS = registry.Table()
 
 # Distinguished folders ews-sim answers for: (display name, folder class, element).
 FOLDERS = {
@@ -166,10 +171,10 @@ def wanted_props(shape, find):
         props = {"ItemId"}
     if find:
         props.discard("Body")
-        bad = shape.fields & NOT_IN_FIND
-        if bad:
+        refused = shape.fields & NOT_IN_FIND
+        if refused:
             raise MessageError("ErrorInvalidPropertyRequest",
-                               "The property %s can't be used in FindItem requests." % sorted(bad)[0])
+                               "The property %s can't be used in FindItem requests." % sorted(refused)[0])
     props |= shape.fields & SUPPORTED
     return props
 
@@ -187,8 +192,6 @@ def _date_with_offset(d, tz):
 
 
 def _html_body(text):
-    from xml.sax.saxutils import escape
-
     return ("<html>\r\n<head>\r\n<meta http-equiv=\"Content-Type\" content=\"text/html; charset=utf-8\">\r\n"
             "</head>\r\n<body>\r\n<div>%s</div>\r\n</body>\r\n</html>\r\n" % escape(text))
 
@@ -414,7 +417,7 @@ def tz_definition(parent, tag, tz_id, full=True):
     return d
 
 
-@registry.operation("GetServerTimeZones")
+@OPERATIONS.operation("GetServerTimeZones")
 async def get_server_time_zones(ctx, op):
     """The zones the server knows (all, or the requested Ids), with or without the rules."""
     root, msgs = soap.response_root("GetServerTimeZones")
@@ -474,7 +477,7 @@ def _add_years(dt, n):
         return dt.replace(year=dt.year + n, day=28)
 
 
-@registry.operation("FindItem")
+@OPERATIONS.operation("FindItem")
 async def find_item(ctx, op):
     zone = request_zone(ctx)
     root, msgs = soap.response_root("FindItem")
@@ -645,7 +648,7 @@ def _get_view(ctx, idel):
     raise MessageError("ErrorInvalidIdXml", "Unsupported item id element %s." % kind)
 
 
-@registry.operation("GetItem")
+@OPERATIONS.operation("GetItem")
 async def get_item(ctx, op):
     request_zone(ctx)
     root, msgs = soap.response_root("GetItem")
@@ -669,7 +672,7 @@ async def get_item(ctx, op):
 # ---------------------------------------------------------------------------------------
 
 
-@registry.operation("SyncFolderItems")
+@OPERATIONS.operation("SyncFolderItems")
 async def sync_folder_items(ctx, op):
     request_zone(ctx)
     root, msgs = soap.response_root("SyncFolderItems")
@@ -738,7 +741,7 @@ FOLDER_ORDER = ["FolderId", "ParentFolderId", "FolderClass", "DisplayName", "Tot
                 "ExtendedProperty", "EffectiveRights", "UnreadCount"]
 
 
-@registry.operation("GetFolder")
+@OPERATIONS.operation("GetFolder")
 async def get_folder(ctx, op):
     root, msgs = soap.response_root("GetFolder")
     shape = Shape(child(op, "FolderShape"))
@@ -835,7 +838,7 @@ def _naive(dt, zone):
         "%Y-%m-%dT%H:%M:%S")
 
 
-@registry.operation("GetUserAvailabilityRequest")
+@OPERATIONS.operation("GetUserAvailabilityRequest")
 async def get_user_availability(ctx, op):
     # The request's legacy t:TimeZone decides how naive TimeWindow values are read and how
     # CalendarEvent times are written (local, without offset); without it the
@@ -978,24 +981,12 @@ def _working_hours(fv, cal):
 # ---------------------------------------------------------------------------------------
 
 
-def _bad(msg):
-    from .control import bad
-
-    return bad(msg)
-
-
-def _not_found(msg):
-    from .control import not_found
-
-    return not_found(msg)
-
-
 def _mailbox(request):
-    sim = request.app["sim"]
+    sim = sim_of(request)
     smtp = unquote(request.match_info["smtp"])
     mb = sim.mailbox(smtp)
     if mb is None:
-        raise _not_found("no mailbox %s" % smtp)
+        raise not_found("no mailbox %s" % smtp)
     return mb
 
 
@@ -1010,21 +1001,19 @@ def _item_id(request):
 
 def _parse_time(v, key, tz, all_day):
     if not isinstance(v, str):
-        raise _bad("%s must be an ISO 8601 string" % key)
+        raise bad("%s must be an ISO 8601 string" % key)
     if len(v) == 10 and all_day:  # a date for an all-day item: midnight in its zone
         try:
-            from datetime import date
-
             return date.fromisoformat(v)
         except ValueError:
-            raise _bad("%s: not a date: %r" % (key, v))
+            raise bad("%s: not a date: %r" % (key, v))
     try:
         s = v.replace("Z", "+00:00").replace("z", "+00:00")
         dt = datetime.fromisoformat(s)
     except ValueError:
-        raise _bad("%s: not an ISO 8601 date-time: %r" % (key, v))
+        raise bad("%s: not an ISO 8601 date-time: %r" % (key, v))
     if dt.tzinfo is None:
-        raise _bad("%s: give an offset or Z (%r)" % (key, v))
+        raise bad("%s: give an offset or Z (%r)" % (key, v))
     return dt.astimezone(UTC)
 
 
@@ -1037,18 +1026,12 @@ def _fields(body, item=None):
         if k in f:
             f[k] = _parse_time(f[k], k, tz, all_day)
     if "status" in f and f["status"] not in calmod.STATUSES[:5]:
-        raise _bad("status must be one of %s" % ", ".join(calmod.STATUSES[:5]))
+        raise bad("status must be one of %s" % ", ".join(calmod.STATUSES[:5]))
     return f
 
 
-async def _json(request):
-    from .control import read_json
-
-    return await read_json(request)
-
-
 def _value_error(exc):
-    return _bad(str(exc))
+    return bad(str(exc))
 
 
 async def ctl_list_items(request):
@@ -1065,7 +1048,7 @@ async def ctl_get_item(request):
     mb = _mailbox(request)
     it = mb.calendar.get(_item_id(request))
     if it is None:
-        raise _not_found("no item %s in %s" % (request.match_info["id"], mb.smtp))
+        raise not_found("no item %s in %s" % (request.match_info["id"], mb.smtp))
     return web.json_response(it.describe())
 
 
@@ -1075,11 +1058,11 @@ async def ctl_view(request):
         lo = calmod.parse_dt(request.query["start"])
         hi = calmod.parse_dt(request.query["end"])
     except KeyError:
-        raise _bad("view needs ?start=...&end=... (ISO 8601)")
+        raise bad("view needs ?start=...&end=... (ISO 8601)")
     except ValueError as exc:
-        raise _bad("view: bad time: %s" % exc)
+        raise bad("view: bad time: %s" % exc)
     if hi < lo:
-        raise _bad("end is before start")
+        raise bad("end is before start")
     views = mb.calendar.occurrences(lo, hi)
     return web.json_response({"mailbox": mb.smtp, "start": iso(lo), "end": iso(hi),
                               "items": [v.describe() for v in views]})
@@ -1087,7 +1070,7 @@ async def ctl_view(request):
 
 async def ctl_create(request):
     mb = _mailbox(request)
-    body = await _json(request)
+    body = await read_json(request)
     try:
         it = mb.calendar.create(_fields(body))
     except ValueError as exc:
@@ -1101,8 +1084,8 @@ async def ctl_update(request):
     iid = _item_id(request)
     it = cal.items.get(iid)
     if it is None:
-        raise _not_found("no item %s in the calendar of %s" % (iid, mb.smtp))
-    body = await _json(request)
+        raise not_found("no item %s in the calendar of %s" % (iid, mb.smtp))
+    body = await read_json(request)
     try:
         it = cal.update(iid, _fields(body, it))
     except ValueError as exc:
@@ -1117,7 +1100,7 @@ async def ctl_delete(request):
     hard = request.query.get("hard", "0").lower() in ("1", "true", "yes")
     old = cal.get(iid)
     if old is None or (old.folder == "deleteditems" and not hard):
-        raise _not_found("no item %s in the calendar of %s" % (iid, mb.smtp))
+        raise not_found("no item %s in the calendar of %s" % (iid, mb.smtp))
     moved = cal.delete(iid, hard=hard)
     out = {"deleted": True, "hard": hard, "old_id": iid}
     if moved is not None:
@@ -1134,22 +1117,22 @@ def _occ_args(request):
     try:
         idx = int(request.match_info["index"])
     except ValueError:
-        raise _bad("instance index must be an integer")
+        raise bad("instance index must be an integer")
     it = mb.calendar.items.get(iid)
     if it is None:
-        raise _not_found("no item %s in the calendar of %s" % (iid, mb.smtp))
+        raise not_found("no item %s in the calendar of %s" % (iid, mb.smtp))
     if it.rec is None:
-        raise _bad("item %s is not a recurring master" % iid)
+        raise bad("item %s is not a recurring master" % iid)
     return mb, it, idx
 
 
 async def ctl_occurrence_update(request):
     mb, it, idx = _occ_args(request)
-    body = await _json(request)
+    body = await read_json(request)
     try:
         v = mb.calendar.modify_occurrence(it.id, idx, _fields(body, it))
     except LookupError as exc:
-        raise _not_found(exc.args[0])
+        raise not_found(exc.args[0])
     except ValueError as exc:
         raise _value_error(exc)
     d = v.describe()
@@ -1162,7 +1145,7 @@ async def ctl_occurrence_delete(request):
     try:
         master = mb.calendar.delete_occurrence(it.id, idx)
     except LookupError as exc:
-        raise _not_found(exc.args[0])
+        raise not_found(exc.args[0])
     return web.json_response(master.describe())
 
 
@@ -1173,10 +1156,10 @@ async def ctl_calendar(request):
 
 async def ctl_regenerate(request):
     mb = _mailbox(request)
-    body = await _json(request)
+    body = await read_json(request)
     seed = body.get("seed")
     if seed is not None and not isinstance(seed, (int, str)):
-        raise _bad("seed must be an integer or a string")
+        raise bad("seed must be an integer or a string")
     n = mb.calendar.regenerate(seed)
     return web.json_response(dict(mb.calendar.describe(), items=n))
 
@@ -1189,15 +1172,16 @@ async def ctl_clear(request):
 
 async def ctl_permissions(request):
     mb = _mailbox(request)
-    body = await _json(request)
+    body = await read_json(request)
     v = body.get("default")
     if v not in calmod.FB_ACCESS:
-        raise _bad("default must be one of %s" % ", ".join(calmod.FB_ACCESS))
+        raise bad("default must be one of %s" % ", ".join(calmod.FB_ACCESS))
     mb.calendar.fb_access = v
     return web.json_response(mb.calendar.describe())
 
 
 def control_routes(sim):
+    """The calendar routes of the control API, for main to add."""
     occ = "/mailboxes/{smtp}/items/{id:.+}/occurrences/{index}"
     return [
         web.get("/mailboxes/{smtp}/calendar", ctl_calendar),

@@ -1,64 +1,32 @@
 """The control API: JSON over HTTP on its own port, for tests, demos and benchmarks.
 
 This module holds the core routes (health, clock, counters, accounts, mailboxes, limits,
-backends, auth); the calendar, notification and fault modules add theirs through
-`control_routes(sim)`. Every error is a JSON object {"error": "..."} with a 4xx status.
+backends, auth); main adds those of the calendar, notification and fault modules (their
+`control_routes(sim)`) to the application `build_app` makes. Every error is a JSON
+object {"error": "..."} with a 4xx status (webio.bad, webio.not_found).
 """
 
-import json
+from datetime import datetime
 
 from aiohttp import web
 
-
-def jerror(status, message):
-    return web.json_response({"error": message}, status=status)
-
-
-async def read_json(request):
-    """The request's JSON object, or raise a 400 naming what is wrong."""
-    if not request.can_read_body:
-        return {}
-    raw = await request.read()
-    if not raw.strip():
-        return {}
-    try:
-        doc = json.loads(raw)
-    except ValueError as exc:
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": "body is not JSON: %s" % exc}), content_type="application/json"
-        )
-    if not isinstance(doc, dict):
-        raise web.HTTPBadRequest(text=json.dumps({"error": "body must be a JSON object"}), content_type="application/json")
-    return doc
-
-
-def bad(message):
-    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
-
-
-def not_found(message):
-    return web.HTTPNotFound(text=json.dumps({"error": message}), content_type="application/json")
-
-
-def _sim(request):
-    return request.app["sim"]
+from . import webio
+from .webio import bad, not_found, read_json, sim_of
 
 
 async def health(request):
-    sim = _sim(request)
+    sim = sim_of(request)
     return web.json_response({"ok": True, "mailboxes": sim.mailbox_count(), "backends": len(sim.backends)})
 
 
 async def get_clock(request):
-    return web.json_response(_sim(request).clock.describe())
+    return web.json_response(sim_of(request).clock.describe())
 
 
 async def post_clock(request):
     """{"set": epoch|ISO, "shift": seconds, "freeze": true|epoch, "unfreeze": true, "scale": f}"""
-    sim = _sim(request)
+    sim = sim_of(request)
     d = await read_json(request)
-    from datetime import datetime
-
     clock = sim.clock
     try:
         if "scale" in d:
@@ -79,30 +47,30 @@ async def post_clock(request):
     unknown = set(d) - {"scale", "set", "shift", "freeze", "unfreeze"}
     if unknown:
         raise bad("clock: unknown keys %s" % sorted(unknown))
-    for hook in sim.ext.get("clock_hooks", []):
+    for hook in sim.clock_hooks:
         hook()
     return web.json_response(clock.describe())
 
 
 async def get_counters(request):
-    sim = _sim(request)
+    sim = sim_of(request)
     snap = sim.counters.snapshot()
-    for fn in sim.ext.get("gauges", []):
+    for fn in sim.gauge_hooks:
         snap.update(fn())
     return web.json_response(snap)
 
 
 async def reset_counters(request):
-    _sim(request).counters.reset()
+    sim_of(request).counters.reset()
     return web.json_response({"ok": True})
 
 
 async def get_limits(request):
-    return web.json_response(_sim(request).limits.as_dict())
+    return web.json_response(sim_of(request).limits.as_dict())
 
 
 async def post_limits(request):
-    sim = _sim(request)
+    sim = sim_of(request)
     d = await read_json(request)
     try:
         sim.limits.update(d)
@@ -113,7 +81,7 @@ async def post_limits(request):
 
 async def post_account(request):
     """{"smtp": "x@contoso.example", "password": "...", "impersonation": "all"|"none"|[smtp...]}"""
-    sim = _sim(request)
+    sim = sim_of(request)
     d = await read_json(request)
     smtp = d.get("smtp")
     pw = d.get("password")
@@ -129,12 +97,12 @@ async def post_account(request):
 
 
 async def get_accounts(request):
-    return web.json_response([a.describe() for a in _sim(request).accounts.values()])
+    return web.json_response([a.describe() for a in sim_of(request).accounts.values()])
 
 
 async def post_token(request):
     """{"token": "...", "account": "svc@contoso.example"} registers an OAuth bearer token."""
-    sim = _sim(request)
+    sim = sim_of(request)
     d = await read_json(request)
     tok, acct = d.get("token"), str(d.get("account", "")).lower()
     if not isinstance(tok, str) or not tok or acct not in sim.accounts:
@@ -144,12 +112,12 @@ async def post_token(request):
 
 
 async def get_auth(request):
-    return web.json_response(_sim(request).ext["auth"].describe())
+    return web.json_response(sim_of(request).auth.describe())
 
 
 async def post_auth(request):
     """{"extended_protection": "off"|"allow"|"require"}"""
-    authn = _sim(request).ext["auth"]
+    authn = sim_of(request).auth
     d = await read_json(request)
     unknown = set(d) - {"extended_protection"}
     if unknown:
@@ -163,7 +131,7 @@ async def post_auth(request):
 
 
 async def get_mailbox(request):
-    sim = _sim(request)
+    sim = sim_of(request)
     mb = sim.mailbox(request.match_info["smtp"])
     if mb is None:
         raise not_found("no mailbox %s" % request.match_info["smtp"])
@@ -172,7 +140,7 @@ async def get_mailbox(request):
 
 async def post_mailboxes(request):
     """{"count": N} grows the demo set to user00001..userN; {"smtp": [...]} creates named ones."""
-    sim = _sim(request)
+    sim = sim_of(request)
     d = await read_json(request)
     created = []
     if "count" in d:
@@ -199,24 +167,23 @@ async def post_mailboxes(request):
 
 
 async def delete_mailbox(request):
-    sim = _sim(request)
+    sim = sim_of(request)
     smtp = request.match_info["smtp"]
     if not sim.delete_mailbox(smtp):
         raise not_found("no mailbox %s" % smtp)
-    for hook in sim.ext.get("mailbox_deleted_hooks", []):
+    for hook in sim.mailbox_deleted_hooks:
         hook(smtp.lower())
     return web.json_response({"ok": True})
 
 
 async def get_backends(request):
-    return web.json_response([b.describe() for b in _sim(request).backends])
+    return web.json_response([b.describe() for b in sim_of(request).backends])
 
 
-def build_app(sim):
-    from . import calendar_ops, faults, notify
-
-    app = web.Application(client_max_size=64 << 20)
-    app["sim"] = sim
+def build_app(sim, routes=()):
+    """The control application: the core routes, then routes (the other modules' route
+    definitions, which main gathers)."""
+    app = webio.new_app(sim, 64 << 20)
     app.router.add_get("/health", health)
     app.router.add_get("/clock", get_clock)
     app.router.add_post("/clock", post_clock)
@@ -233,6 +200,5 @@ def build_app(sim):
     app.router.add_post("/mailboxes", post_mailboxes)
     app.router.add_get("/mailboxes/{smtp}", get_mailbox)
     app.router.add_delete("/mailboxes/{smtp}", delete_mailbox)
-    for mod in (calendar_ops, notify, faults):
-        app.router.add_routes(mod.control_routes(sim))
+    app.router.add_routes(routes)
     return app

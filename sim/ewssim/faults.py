@@ -13,7 +13,8 @@ import itertools
 
 from aiohttp import web
 
-from . import registry, soap
+from . import soap, wire
+from .webio import bad, fault_response, not_found, read_json, xml_response
 
 # Keys POST /faults understands (anything else is refused, so that a typo is not ignored).
 KEYS = {"kind", "count", "operation", "mailbox", "budget", "account", "backend", "subscription", "code", "message",
@@ -100,6 +101,9 @@ class Fault:
 
 
 class Faults:
+    """The faults of a sim (sim.faults, made by state.Sim), read by the server before an
+    operation runs and by notify as it writes streams."""
+
     def __init__(self, sim):
         self.sim = sim
         self.items = []
@@ -126,7 +130,7 @@ class Faults:
             if f.kind == "delay":
                 # A slow server: for throttled operations the delay is served while the
                 # request holds its EWSMaxConcurrency slot (throttle.enter adds it).
-                entry = registry.OPERATIONS.get(ctx.op_name)
+                entry = ctx.operation
                 if entry is not None and entry.throttled and not entry.streaming:
                     ctx.extra_delay = getattr(ctx, "extra_delay", 0.0) + p["seconds"]
                 else:
@@ -142,8 +146,6 @@ class Faults:
                                     headers=ctx.response_headers())
             mx = p.get("message_xml") or []
             if f.kind == "ews_fault":
-                from .server import fault_response
-
                 return fault_response(
                     soap.EwsFault(p["code"], _text(p["code"], p.get("message")), mx,
                                   http_status=p.get("http_status", 500)), ctx)
@@ -153,14 +155,10 @@ class Faults:
     async def _ews_error(self, ctx, code, message, mx):
         """A 200 answer whose response message carries the error (a stream with one error
         message and Closed for GetStreamingEvents; a SOAP fault where no message fits)."""
-        from .server import fault_response, xml_response
-
         op = ctx.op_name
         text = _text(code, message)
         if op == "GetStreamingEvents":
-            from . import notify
-
-            return await notify.error_stream(ctx, [(code, text, [], mx)])
+            return await wire.error_stream(ctx, [(code, text, [], mx)])
         if op in NOT_MESSAGE_SHAPED:
             return fault_response(soap.EwsFault(code, text, mx), ctx)
         root, msgs = soap.response_root(op)
@@ -311,43 +309,29 @@ def _message_xml(v):
     raise ValueError("message_xml must be an object or a list of [name, value] pairs")
 
 
-def install(sim):
-    sim.ext["faults"] = Faults(sim)
-    return sim.ext["faults"]
-
-
 def control_routes(sim):
-    from .control import bad, not_found, read_json
-
-    def faults():
-        f = sim.ext.get("faults")
-        return f if f is not None else install(sim)
-
-    def notify():
-        from . import notify as nmod
-
-        return nmod._state(sim)
+    """The /faults routes of the control API, for main to add."""
 
     async def post_fault(request):
         d = await read_json(request)
         try:
-            f = faults().add(d)
+            f = sim.faults.add(d)
         except (ValueError, TypeError) as exc:
             raise bad(str(exc))
         return web.json_response(f.describe(), status=201)
 
     async def get_faults(request):
-        return web.json_response(faults().describe())
+        return web.json_response(sim.faults.describe())
 
     async def delete_faults(request):
-        return web.json_response({"cleared": faults().clear()})
+        return web.json_response({"cleared": sim.faults.clear()})
 
     async def delete_fault(request):
         try:
             fid = int(request.match_info["id"])
         except ValueError:
             raise bad("fault ids are integers")
-        if not faults().clear(fid):
+        if not sim.faults.clear(fid):
             raise not_found("no fault %d" % fid)
         return web.json_response({"cleared": 1})
 
@@ -356,7 +340,7 @@ def control_routes(sim):
             f = _filters(sim, d)
         except ValueError as exc:
             raise bad(str(exc))
-        return notify().streams_matching(backend=f.get("backend"), subscription=f.get("subscription"),
+        return sim.notify.streams_matching(backend=f.get("backend"), subscription=f.get("subscription"),
                                          budget=f.get("budget"), account=f.get("account"))
 
     async def drop_streams(request):
@@ -367,7 +351,7 @@ def control_routes(sim):
             raise bad("how must be reset (cut TCP), eof (end the body without Closed) or closed")
         conns = stream_filters(d)
         for c in conns:
-            notify().command(c, ("drop", how))
+            sim.notify.command(c, ("drop", how))
         return web.json_response({"dropped": len(conns)})
 
     async def half_open(request):
@@ -376,7 +360,7 @@ def control_routes(sim):
         conns = stream_filters(d)
         for c in conns:
             c.halfopen = True
-            notify().command(c, ("halfopen",))
+            sim.notify.command(c, ("halfopen",))
         return web.json_response({"half_open": len(conns)})
 
     async def restart_backend(request):
@@ -391,7 +375,7 @@ def control_routes(sim):
             raise bad("how must be reset, eof or closed")
         b = sim.backends[idx]
         b.generation += 1
-        lost, cut = notify().lose_backend(idx, how)
+        lost, cut = sim.notify.lose_backend(idx, how)
         sim.counters.inc("faults_injected", "backend_restart")
         return web.json_response({"backend": b.name, "generation": b.generation,
                                   "subscriptions_lost": lost, "streams_cut": cut})
@@ -400,7 +384,7 @@ def control_routes(sim):
         """{"ids": [...] | "mailbox": smtp | "all": true, "mid_deletion": false,
         "stream_code": "ErrorSubscriptionNotFound" (null: open streams are not told)}"""
         d = await read_json(request)
-        n = notify()
+        n = sim.notify
         if d.get("all"):
             subs = list(n.subs.values())
         elif d.get("mailbox"):
@@ -422,7 +406,7 @@ def control_routes(sim):
         """{"subscription": id} or {"mailbox": smtp}: the next read reports
         ErrorMissedNotificationEvents and the events queued so far are lost."""
         d = await read_json(request)
-        n = notify()
+        n = sim.notify
         if d.get("subscription"):
             s = n.subs.get(str(d["subscription"]))
             if s is None:
@@ -458,10 +442,10 @@ def control_routes(sim):
         mb.backend_index = target
         mb.database = "DB%02d" % (target + 1)  # a new database: a new event table (journal epoch)
         code = d.get("stream_code", "ErrorSubscriptionNotFound")
-        lost = notify().lose_mailbox(mb.smtp, code, _text(code) if code else None)
-        notify().reset_journal(mb.smtp)
+        lost = sim.notify.lose_mailbox(mb.smtp, code, _text(code) if code else None)
+        sim.notify.reset_journal(mb.smtp)
         if window:
-            faults().moving[mb.smtp] = sim.clock.time() + window
+            sim.faults.moving[mb.smtp] = sim.clock.time() + window
         sim.counters.inc("faults_injected", "mailbox_move")
         return web.json_response({"mailbox": mb.smtp, "from": old, "to": mb.backend.name,
                                   "subscriptions_lost": lost, "move_window_seconds": window})

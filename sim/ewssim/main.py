@@ -1,4 +1,9 @@
-"""ews-sim command line: parse options, build the simulated organisation, serve."""
+"""ews-sim command line: parse options, build the simulated organisation, wire the
+applications (every module's routes and operations), serve.
+
+main is the top of ews-sim's import order (docs/ews-sim.md, "Modules and their import
+order"): the one module that knows them all.
+"""
 
 import argparse
 import asyncio
@@ -8,10 +13,11 @@ import os
 import signal
 import ssl
 import sys
+from datetime import datetime
 
 from aiohttp import web
 
-from . import auth, control, server, state, throttle
+from . import auth, autodiscover, calendar_ops, control, faults, notify, registry, server, state
 from .clock import Clock
 
 
@@ -93,8 +99,6 @@ def parse_args(argv):
 def build_sim(a):
     frozen = None
     if a.freeze_clock is not None:
-        from datetime import datetime
-
         try:
             frozen = float(a.freeze_clock)
         except ValueError:
@@ -131,23 +135,27 @@ def build_sim(a):
             cert_der = auth.leaf_cert_der(a.tls_cert)
         except (OSError, ValueError) as exc:
             raise SystemExit("ews-sim: --tls-cert: %s" % exc)
-    sim.ext["auth"] = auth.Authenticator(
+    sim.auth = auth.Authenticator(
         sim.lookup_account, sim.lookup_bearer, methods=methods,
         netbios_domain=state.NETBIOS_DOMAIN, dns_domain=sim.domain,
         extended_protection=a.extended_protection, tls_cert_der=cert_der,
         on_failure=lambda reason: sim.counters.inc("auth_failures", reason))
-    sim.ext["throttle"] = throttle.Throttle(sim)
     return sim
+
+
+def build_apps(sim):
+    """The EWS and control applications of sim, with every module's operations and routes."""
+    operations = registry.Table(calendar_ops.OPERATIONS, notify.OPERATIONS)
+    ews_app = server.build_app(sim, operations, autodiscover.PATHS)
+    routes = calendar_ops.control_routes(sim) + notify.control_routes(sim) + faults.control_routes(sim)
+    ctl_app = control.build_app(sim, routes)
+    return ews_app, ctl_app
 
 
 async def serve(a):
     sim = build_sim(a)
-    from . import faults, notify
-
-    faults.install(sim)
-    notify.install(sim)
-    ews_app = server.build_app(sim)
-    ctl_app = control.build_app(sim)
+    sim.notify.ensure_sweeper()
+    ews_app, ctl_app = build_apps(sim)
     ssl_ctx = None
     if a.tls_cert:
         ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -201,7 +209,7 @@ async def serve(a):
     for s in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(s, stop.set)
     await stop.wait()
-    for hook in sim.ext.get("shutdown_hooks", []):  # e.g. cut open streams, or cleanup waits for them
+    for hook in sim.shutdown_hooks:  # e.g. cut open streams, or cleanup waits for them
         await hook()
     await ews_runner.cleanup()
     await ctl_runner.cleanup()

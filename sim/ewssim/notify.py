@@ -27,16 +27,16 @@ import collections
 import hashlib
 import itertools
 import logging
-import random
 import struct
 import uuid
 
 from aiohttp import web
-from lxml import etree
 
-from . import soap
-from .registry import operation
+from . import calendar as calmod
+from . import registry, soap, wire
 from .soap import M, T, el
+from .webio import bad, not_found, read_json
+from .wire import MOVE_TYPES
 
 log = logging.getLogger("ews-sim.notify")
 
@@ -49,10 +49,10 @@ EVENT_TYPES = (
     "NewMailEvent",
     "FreeBusyChangedEvent",
 )
-MOVE_TYPES = ("MovedEvent", "CopiedEvent")
 _TYPESETS = {}
 
-STREAM_MSG = "GetStreamingEventsResponseMessage"
+# The operations this module answers; main adds them to the server's table.
+OPERATIONS = registry.Table()
 
 TXT_NOT_FOUND = "The specified subscription was not found."
 TXT_ACCESS_DENIED = "Access is denied. Only the subscription owner may access the subscription."
@@ -256,6 +256,12 @@ def decode_watermark(s):
 
 
 class Notify:
+    """The notification state of a sim (sim.notify): journals, subscriptions, open streams.
+
+    Made by state.Sim, it registers itself on the sim's hook lists: the calendar's changes
+    (its event queue feeder), the counters' gauges, clock changes (an expiry sweep), mailbox
+    deletion and shutdown."""
+
     def __init__(self, sim):
         self.sim = sim
         self.cfg = Config()
@@ -267,6 +273,28 @@ class Notify:
         self.conns = {}  # conn id -> StreamConn
         self._conn_seq = 0
         self._sweeper = None
+        sim.calendar_hooks.append(self.feed)
+        sim.gauge_hooks.append(self.gauges)
+        sim.clock_hooks.append(self.sweep)
+        sim.mailbox_deleted_hooks.append(self.mailbox_deleted)
+        sim.shutdown_hooks.append(self.shutdown)
+
+    # -- hooks -------------------------------------------------------------------------
+
+    def feed(self, mailbox, events):
+        """The calendar changed: queue its events (calendar hook)."""
+        emit(self.sim, mailbox, events)
+
+    def mailbox_deleted(self, smtp):
+        """The mailbox is gone: so are its subscriptions and its event table."""
+        self.lose_mailbox(smtp, "ErrorSubscriptionNotFound", TXT_NOT_FOUND)
+        self.reset_journal(smtp)
+
+    async def shutdown(self):
+        """Cut every open stream (the process is going away)."""
+        for c in list(self.conns.values()):
+            self.command(c, ("drop", "reset"))
+        await asyncio.sleep(0)
 
     # -- journals ----------------------------------------------------------------------
 
@@ -489,36 +517,6 @@ class Notify:
         }
 
 
-def _state(sim):
-    n = sim.ext.get("notify")
-    if n is None:
-        n = install(sim)
-    return n
-
-
-def install(sim):
-    n = Notify(sim)
-    sim.ext["notify"] = n
-    sim.ext.setdefault("gauges", []).append(n.gauges)
-    sim.ext.setdefault("clock_hooks", []).append(n.sweep)
-    sim.ext.setdefault("mailbox_deleted_hooks", []).append(
-        lambda smtp: (n.lose_mailbox(smtp, "ErrorSubscriptionNotFound", TXT_NOT_FOUND), n.reset_journal(smtp))
-    )
-    sim.ext.setdefault("shutdown_hooks", []).append(lambda: shutdown(sim))
-    n.ensure_sweeper()
-    return n
-
-
-async def shutdown(sim):
-    """Cut every open stream (the process is going away)."""
-    n = sim.ext.get("notify")
-    if n is None:
-        return
-    for c in list(n.conns.values()):
-        n.command(c, ("drop", "reset"))
-    await asyncio.sleep(0)
-
-
 def _validate_event(sim, mailbox, ev):
     if not isinstance(ev, dict):
         raise ValueError("an event must be an object")
@@ -527,8 +525,6 @@ def _validate_event(sim, mailbox, ev):
         raise ValueError("event type must be one of %s, got %r" % (", ".join(EVENT_TYPES), t))
     out = dict(ev)
     if not out.get("parent_folder_id"):
-        from . import calendar as calmod
-
         fid, ck = calmod.folder_id(mailbox)
         out["parent_folder_id"] = fid
         out.setdefault("parent_change_key", ck)
@@ -552,8 +548,8 @@ def emit(sim, mailbox, events):
     "old_item_id", "old_parent_folder_id" (optionally "old_change_key",
     "old_parent_change_key"); "folder_event": True writes FolderId instead of ItemId.
     Raises ValueError for a malformed event (nothing is recorded then)."""
-    n = sim.ext.get("notify")
-    if n is None or not events:
+    n = sim.notify
+    if not events:
         return 0
     if isinstance(mailbox, str):
         mb = sim.mailbox(mailbox)
@@ -565,79 +561,11 @@ def emit(sim, mailbox, events):
     return len(evs)
 
 
-# -- XML builders -------------------------------------------------------------------------
-
-
-def _event_el(parent, ev, when, watermark=None):
-    e = el(parent, T(ev["type"]))
-    if watermark is not None:
-        el(e, T("Watermark"), watermark)
-    el(e, T("TimeStamp"), _iso(when))
-    idtag = "FolderId" if ev.get("folder_event") else "ItemId"
-    el(e, T(idtag), Id=ev["item_id"], ChangeKey=ev.get("change_key"))
-    el(e, T("ParentFolderId"), Id=ev["parent_folder_id"], ChangeKey=ev.get("parent_change_key"))
-    if ev["type"] in MOVE_TYPES:
-        el(e, T("Old" + idtag), Id=ev["old_item_id"], ChangeKey=ev.get("old_change_key"))
-        el(e, T("OldParentFolderId"), Id=ev["old_parent_folder_id"], ChangeKey=ev.get("old_parent_change_key"))
-    elif ev["type"] == "ModifiedEvent" and ev.get("unread_count") is not None:
-        el(e, T("UnreadCount"), int(ev["unread_count"]))
-    return e
-
-
-def _iso(epoch):
-    import datetime
-
-    return soap.iso(datetime.datetime.fromtimestamp(int(epoch), tz=datetime.timezone.utc))
-
-
-# Exchange writes xsd/xsi declarations on the streaming response element (see the fixture).
-_STREAM_NSMAP = {"xsd": soap.NS_XSD, "xsi": soap.NS_XSI, "t": soap.NS_T, "m": soap.NS_M}
-
-
-def _stream_root():
-    root = etree.Element(M("GetStreamingEventsResponse"), nsmap=_STREAM_NSMAP)
-    msgs = etree.SubElement(root, M("ResponseMessages"))
-    return root, msgs
-
-
-def stream_status(status):
-    root, msgs = _stream_root()
-    m = soap.success_message(msgs, STREAM_MSG)
-    el(m, M("ConnectionStatus"), status)
-    return soap.streaming_envelope(root)
-
-
-def stream_error(code, text, ids, status="OK", message_xml=None):
-    root, msgs = _stream_root()
-    m = soap.error_message(msgs, STREAM_MSG, code, text, message_xml)
-    if ids:
-        ei = el(m, M("ErrorSubscriptionIds"))
-        for i in ids:
-            el(ei, M("SubscriptionId"), i)
-    el(m, M("ConnectionStatus"), status)
-    return soap.streaming_envelope(root)
-
-
-def stream_notifications(batches):
-    """batches: [(sub id, [(seq, time, ev), ...]), ...] -> one envelope."""
-    root, msgs = _stream_root()
-    m = soap.success_message(msgs, STREAM_MSG)
-    ns = el(m, M("Notifications"))
-    for sid, recs in batches:
-        nt = el(ns, M("Notification"))
-        el(nt, T("SubscriptionId"), sid)
-        for _seq, when, ev in recs:
-            _event_el(nt, ev, when)
-    return soap.streaming_envelope(root)
-
-
 # -- Subscribe ----------------------------------------------------------------------------
 
 
 def _folder_specs(ctx, req):
     """The folders of a subscription request: (tuple of ids | None, error (code, text) | None)."""
-    from . import calendar as calmod
-
     all_folders = (req.get("SubscribeToAllFolders") or "").strip().lower() in ("true", "1")
     fids = soap.child(req, "FolderIds")
     specs = [c for c in fids if isinstance(c.tag, str)] if fids is not None else []
@@ -672,10 +600,10 @@ def _folder_specs(ctx, req):
     return tuple(sorted(ids)), None
 
 
-@operation("Subscribe")
+@OPERATIONS.operation("Subscribe")
 async def subscribe(ctx, op):
     sim = ctx.sim
-    n = _state(sim)
+    n = sim.notify
     n.ensure_sweeper()
     root, msgs = soap.response_root("Subscribe")
     msg_tag = "SubscribeResponseMessage"
@@ -747,9 +675,9 @@ async def subscribe(ctx, op):
 # -- Unsubscribe --------------------------------------------------------------------------
 
 
-@operation("Unsubscribe")
+@OPERATIONS.operation("Unsubscribe")
 async def unsubscribe(ctx, op):
-    n = _state(ctx.sim)
+    n = ctx.sim.notify
     root, msgs = soap.response_root("Unsubscribe")
     sid = soap.text_of(op, "SubscriptionId", "")
     sub, code, text = n.lookup(ctx, sid)
@@ -768,10 +696,10 @@ async def unsubscribe(ctx, op):
 # -- GetEvents ----------------------------------------------------------------------------
 
 
-@operation("GetEvents")
+@OPERATIONS.operation("GetEvents")
 async def get_events(ctx, op):
     sim = ctx.sim
-    n = _state(sim)
+    n = sim.notify
     root, msgs = soap.response_root("GetEvents")
     tag = "GetEventsResponseMessage"
     sid = soap.text_of(op, "SubscriptionId", "")
@@ -820,7 +748,7 @@ async def get_events(ctx, op):
     el(nt, T("MoreEvents"), "true" if more else "false")
     if recs:
         for seq, when, ev in recs:
-            _event_el(nt, ev, when, encode_watermark(j.token, seq, when))
+            wire.event_el(nt, ev, when, encode_watermark(j.token, seq, when))
         sim.counters.inc("events", "delivered_pull", len(recs))
     else:
         st = el(nt, T("StatusEvent"))
@@ -829,65 +757,6 @@ async def get_events(ctx, op):
 
 
 # -- GetStreamingEvents -------------------------------------------------------------------
-
-
-class _Writer:
-    """Writes envelopes to a stream, applying the write-mode faults (batching, splits,
-    half-open) that faults.py holds for this connection."""
-
-    def __init__(self, sim, conn, resp):
-        self.sim = sim
-        self.conn = conn
-        self.resp = resp
-
-    def _mode(self):
-        f = self.sim.ext.get("faults")
-        if f is None or not hasattr(f, "stream_mode"):
-            return None
-        return f.stream_mode(self.conn)
-
-    async def send(self, env, final=False):
-        conn = self.conn
-        if conn.halfopen:
-            return
-        mode = self._mode() or {}
-        batch = int(mode.get("batch") or 1)
-        conn.held.append(env)
-        if len(conn.held) < batch and not final:
-            return
-        data = b"".join(conn.held)
-        conn.held = []
-        await self._write(data, mode)
-
-    async def flush(self):
-        if self.conn.held and not self.conn.halfopen:
-            data = b"".join(self.conn.held)
-            self.conn.held = []
-            await self._write(data, self._mode() or {})
-
-    async def _write(self, data, mode):
-        conn = self.conn
-        every = mode.get("split_every")
-        seed = mode.get("split_seed")
-        if not every and seed is None:
-            conn.offset += len(data)
-            await self.resp.write(data)
-            return
-        pause = float(mode.get("pause_ms") or 0) / 1000.0
-        pos = 0
-        while pos < len(data):
-            if every:
-                step = every
-            else:
-                if conn.rng is None:
-                    conn.rng = random.Random(seed)
-                step = conn.rng.randint(1, int(mode.get("split_max") or 64))
-            piece = data[pos:pos + step]
-            pos += len(piece)
-            conn.offset += len(piece)
-            await self.resp.write(piece)
-            if pause and pos < len(data):
-                await asyncio.sleep(pause)
 
 
 def _resolve_ids(n, ctx, ids):
@@ -905,33 +774,10 @@ def _resolve_ids(n, ctx, ids):
     return good, [(code, text, lst) for code, (text, lst) in errors.items()]
 
 
-async def _prepare_stream(ctx):
-    resp = web.StreamResponse(status=200, headers=ctx.response_headers())
-    resp.content_type = "text/xml"
-    resp.charset = "utf-8"
-    resp.enable_chunked_encoding()
-    ctx.apply_cookies(resp)
-    await resp.prepare(ctx.request)
-    return resp
-
-
-async def error_stream(ctx, errors):
-    """A whole GetStreamingEvents answer made of error messages, the last one Closed."""
-    resp = await _prepare_stream(ctx)
-    try:
-        for i, (code, text, ids, mx) in enumerate(errors):
-            last = i == len(errors) - 1
-            await resp.write(stream_error(code, text, ids, "Closed" if last else "OK", mx))
-        await resp.write_eof()
-    except (ConnectionResetError, ConnectionError):
-        pass
-    return resp
-
-
-@operation("GetStreamingEvents", min_version="Exchange2010_SP1", streaming=True)
+@OPERATIONS.operation("GetStreamingEvents", min_version="Exchange2010_SP1", streaming=True)
 async def get_streaming_events(ctx, op):
     sim = ctx.sim
-    n = _state(sim)
+    n = sim.notify
     n.ensure_sweeper()
     ids_el = soap.child(op, "SubscriptionIds")
     ids = []
@@ -944,17 +790,17 @@ async def get_streaming_events(ctx, op):
     except ValueError:
         timeout = 30
     timeout = min(max(timeout, 1), 30)
-    throttle = sim.ext["throttle"]
+    throttle = sim.throttle
     budget = throttle.hanging_enter(ctx)  # raises ErrorExceededConnectionCount
     conn = None
     try:
         if len(ids) > n.cfg.max_ids_per_connection:
             sim.counters.inc("rejections", "TooManySubscriptionIds")
-            return await error_stream(
+            return await wire.error_stream(
                 ctx, [("ErrorInvalidArgument", TXT_TOO_MANY_IDS % n.cfg.max_ids_per_connection, [], None)])
         good, errors = _resolve_ids(n, ctx, ids)
         if not good:
-            return await error_stream(ctx, [(c, t, i, None) for c, t, i in errors])
+            return await wire.error_stream(ctx, [(c, t, i, None) for c, t, i in errors])
         conn = n.new_conn(ctx, timeout)
         # Take the subscriptions over from any older connection (it is told so).
         taken = collections.OrderedDict()
@@ -989,10 +835,9 @@ async def get_streaming_events(ctx, op):
         if missed:
             sim.counters.inc("events", "missed_reported", len(missed))
             conn.outbox.append(("ErrorMissedNotificationEvents", TXT_MISSED, missed))
-        half = sim.ext.get("faults")
-        if half is not None and hasattr(half, "take_half_open") and half.take_half_open(conn):
+        if sim.faults.take_half_open(conn):
             conn.halfopen = True
-        resp = await _prepare_stream(ctx)
+        resp = await wire.prepare(ctx)
         await _run_stream(ctx, n, conn, resp, errors)
         return resp
     finally:
@@ -1024,7 +869,7 @@ async def _deliver(n, writer, conn):
                 total += len(recs)
         if batches:
             sim.counters.inc("events", "delivered_streaming", total)
-            await writer.send(stream_notifications(batches))
+            await writer.send(wire.stream_notifications(batches))
         if not more:
             return
 
@@ -1032,15 +877,15 @@ async def _deliver(n, writer, conn):
 async def _run_stream(ctx, n, conn, resp, initial_errors):
     sim = ctx.sim
     loop = asyncio.get_running_loop()
-    writer = _Writer(sim, conn, resp)
+    writer = wire.Writer(conn, resp, sim.faults.stream_mode)
     start = loop.time()
     deadline = start + sim.clock.real(conn.timeout_minutes * 60)
     hb = max(sim.heartbeat_seconds, 0.001)
     next_hb = start + sim.clock.real(hb)
     try:
-        await writer.send(stream_status("OK"))
+        await writer.send(wire.stream_status("OK"))
         for code, text, ids in initial_errors:
-            await writer.send(stream_error(code, text, ids, "OK"))
+            await writer.send(wire.stream_error(code, text, ids, "OK"))
         while True:
             conn.wake.clear()
             cmd = conn.command
@@ -1051,7 +896,7 @@ async def _run_stream(ctx, n, conn, resp, initial_errors):
                 elif cmd[0] == "drop":
                     how = cmd[1]
                     if how == "closed":
-                        await writer.send(stream_status("Closed"), final=True)
+                        await writer.send(wire.stream_status("Closed"), final=True)
                         await resp.write_eof()
                     elif how == "eof":
                         await writer.flush()
@@ -1065,7 +910,7 @@ async def _run_stream(ctx, n, conn, resp, initial_errors):
             while conn.outbox:
                 code, text, ids = conn.outbox.pop(0)
                 closing = not conn.subs and not conn.outbox
-                await writer.send(stream_error(code, text, ids, "Closed" if closing else "OK"), final=closing)
+                await writer.send(wire.stream_error(code, text, ids, "Closed" if closing else "OK"), final=closing)
                 if closing:
                     if not conn.halfopen:
                         await resp.write_eof()
@@ -1074,7 +919,7 @@ async def _run_stream(ctx, n, conn, resp, initial_errors):
             await _deliver(n, writer, conn)
             now = loop.time()
             if not conn.subs and not conn.halfopen:
-                await writer.send(stream_status("Closed"), final=True)
+                await writer.send(wire.stream_status("Closed"), final=True)
                 await resp.write_eof()
                 sim.counters.inc("streams_closed", "no_subscriptions")
                 return
@@ -1092,12 +937,12 @@ async def _run_stream(ctx, n, conn, resp, initial_errors):
                     pass
                 continue
             if now >= deadline:
-                await writer.send(stream_status("Closed"), final=True)
+                await writer.send(wire.stream_status("Closed"), final=True)
                 await resp.write_eof()
                 sim.counters.inc("streams_closed", "timeout")
                 return
             if now >= next_hb:
-                await writer.send(stream_status("OK"))
+                await writer.send(wire.stream_status("OK"))
                 sim.counters.inc("heartbeats", "")
                 while next_hb <= now:
                     next_hb += sim.clock.real(hb)
@@ -1122,10 +967,10 @@ async def _run_stream(ctx, n, conn, resp, initial_errors):
 
 
 def control_routes(sim):
-    from .control import bad, not_found, read_json
+    """The /notify routes of the control API, for main to add."""
 
     def st():
-        return _state(sim)
+        return sim.notify
 
     async def post_emit(request):
         """{"mailbox": smtp, "events": [{type, item_id?, parent_folder_id?, ...}]}"""

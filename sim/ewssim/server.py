@@ -5,6 +5,9 @@ The order of checks follows Exchange 2019: IIS authenticates first (401), then E
 and validates the request (ErrorSchemaValidation), checks the version, resolves the
 impersonation header (ErrorNonExistentMailbox, ErrorImpersonateUserDenied), charges the
 budget (ErrorServerBusy, ErrorExceededConnectionCount) and runs the operation.
+
+The server knows no operation module: main hands build_app the table of operations
+(registry.Table) and the handlers of the other IIS paths (Autodiscover).
 """
 
 import asyncio
@@ -14,7 +17,8 @@ import uuid
 
 from aiohttp import web
 
-from . import registry, schema, soap
+from . import schema, soap, webio
+from .webio import fault_response, xml_response
 
 log = logging.getLogger("ews-sim")
 
@@ -31,6 +35,7 @@ class Context:
         self.request = request
         self.account = account  # state.Account that authenticated
         self.op_name = op_name
+        self.operation = None  # registry.Operation, once the body names a known one
         self.header = header
         self.version = "Exchange2007_SP1"
         self.impersonating = False
@@ -73,23 +78,6 @@ class Context:
             resp.set_cookie("exchangecookie", uuid.uuid4().hex, path="/", httponly=True)
             resp.set_cookie("X-BackEndCookie", "%s=%s" % (self.mailbox.guid if self.mailbox else "", self.backend.cookie),
                             path="/EWS", httponly=True)
-
-
-def fault_response(exc, ctx=None):
-    headers = {"Content-Type": "text/xml; charset=utf-8"}
-    if ctx is not None:
-        headers.update(ctx.response_headers())
-    headers.update(exc.headers)
-    body = soap.fault_body(exc.code, exc.message, exc.message_xml)
-    return web.Response(status=exc.http_status, body=body, headers=headers)
-
-
-def xml_response(root, ctx):
-    headers = {"Content-Type": "text/xml; charset=utf-8"}
-    headers.update(ctx.response_headers())
-    resp = web.Response(status=200, body=soap.envelope(root), headers=headers)
-    ctx.apply_cookies(resp)
-    return resp
 
 
 def _impersonation(ctx):
@@ -170,9 +158,10 @@ def _headers(ctx):
             ctx.tz_id = d.get("Id")
 
 
-async def handle_ews(request):
-    sim = request.app["sim"]
-    auth = sim.ext["auth"]
+async def handle_ews(request, operations):
+    """An EWS request, dispatched on operations (registry.Table)."""
+    sim = webio.sim_of(request)
+    auth = sim.auth
     account_name = await auth.authenticate(request)
     if isinstance(account_name, web.StreamResponse):
         sim.counters.inc("rejections", "http_401")
@@ -201,7 +190,8 @@ async def handle_ews(request):
         if sim.validate:
             schema.validate(header, op)
         _headers(ctx)
-        entry = registry.OPERATIONS.get(ctx.op_name)
+        entry = operations.get(ctx.op_name)
+        ctx.operation = entry
         if entry is None:
             raise soap.EwsFault(
                 "ErrorInvalidOperation", "The operation %s is not supported by this server." % ctx.op_name
@@ -223,16 +213,14 @@ async def handle_ews(request):
 
     sim.counters.inc("requests_by_op", ctx.op_name)
     sim.counters.inc("requests_by_budget", ctx.budget)
-    faults = sim.ext.get("faults")
-    throttle = sim.ext["throttle"]
+    throttle = sim.throttle
     entered = False
     try:
         if sim.latency:
             await asyncio.sleep(sim.latency)
-        if faults is not None:
-            injected = await faults.before(ctx)
-            if injected is not None:
-                return injected
+        injected = await sim.faults.before(ctx)
+        if injected is not None:
+            return injected
         if entry.throttled and not entry.streaming:
             delay = throttle.enter(ctx)  # sim seconds of budget overdraft delay, or 0
             entered = True
@@ -261,8 +249,8 @@ async def handle_schema_file(request, name):
     files = {"messages.xsd": "messages.xsd", "types.xsd": "types.xsd", "services.wsdl": "services.wsdl"}
     if name not in files:
         raise web.HTTPNotFound()
-    sim = request.app["sim"]
-    r = await sim.ext["auth"].authenticate(request)
+    sim = webio.sim_of(request)
+    r = await sim.auth.authenticate(request)
     if isinstance(r, web.StreamResponse):
         return r
     with open(os.path.join(schema.SCHEMA_DIR, files[name]), "rb") as f:
@@ -273,21 +261,20 @@ async def handle_not_found(request):
     raise web.HTTPNotFound()
 
 
-def build_app(sim):
-    # Import the operation modules for their registrations.
-    from . import autodiscover, calendar_ops, notify  # noqa: F401
-
-    app = web.Application(client_max_size=MAX_REQUEST_BYTES)
-    app["sim"] = sim
+def build_app(sim, operations, paths):
+    """The EWS application of sim: EWS at EWS_PATH dispatched on operations (registry.Table),
+    the schema files, and paths (lower-case path -> aiohttp handler, e.g. Autodiscover)."""
+    app = webio.new_app(sim, MAX_REQUEST_BYTES)
 
     @web.middleware
     async def iis_paths(request, handler):
         # IIS paths are case-insensitive; aiohttp's router is not.
         p = request.path.lower()
         if p == EWS_PATH and request.method in ("POST", "GET"):
-            return await handle_ews(request)
-        if p in ("/autodiscover/autodiscover.svc", "/autodiscover/autodiscover.xml"):
-            return await autodiscover.handle(request)
+            return await handle_ews(request, operations)
+        extra = paths.get(p)
+        if extra is not None:
+            return await extra(request)
         if p.startswith("/ews/") and p.count("/") == 2 and request.method == "GET":
             return await handle_schema_file(request, p.rsplit("/", 1)[1])
         return await handler(request)

@@ -179,20 +179,6 @@ def envelope(body_child):
     return etree.tostring(env, xml_declaration=True, encoding="utf-8")
 
 
-def streaming_envelope(body_child):
-    """One envelope of a GetStreamingEvents body, in the on-wire form of Exchange 2013+:
-    an unprefixed <Envelope> root with soap11:-prefixed Header and Body, no XML declaration.
-    (See tests/fixtures/wire/getstreamingevents-stream.xmls.)"""
-    env = etree.Element("{%s}Envelope" % NS_S, nsmap={None: NS_S})
-    header = etree.SubElement(env, "{%s}Header" % NS_S, nsmap={"soap11": NS_S})
-    # Here ServerVersionInfo is unprefixed, in a default types namespace (no h: prefix).
-    etree.SubElement(header, "{%s}ServerVersionInfo" % NS_T, attrib=SERVER_VERSION,
-                     nsmap={None: NS_T, "xsd": NS_XSD, "xsi": NS_XSI})
-    body = etree.SubElement(env, "{%s}Body" % NS_S, nsmap={"soap11": NS_S})
-    body.append(body_child)
-    return etree.tostring(env, encoding="utf-8")
-
-
 def fault_body(code, message, message_xml=None, lang="en-US"):
     """A SOAP 1.1 fault as Exchange sends it: faultcode in the types namespace, the
     detail's ResponseCode and Message in the errors namespace, t:MessageXml values."""

@@ -2,6 +2,10 @@
 
 Mailboxes user00001..userNNNNN exist arithmetically and are materialised (with their
 calendar) only when first touched, so 50,000 mailboxes cost almost nothing until used.
+
+A Sim also holds the organisation's services as typed attributes (throttle, faults and
+notify, which it makes; auth, which main makes from the options) and the hook lists the
+modules register on, so that no module has to import the one it tells about a change.
 """
 
 import collections
@@ -9,6 +13,8 @@ import hashlib
 import re
 from datetime import datetime, timezone
 
+from . import calendar as calmod
+from . import faults, notify, throttle
 from .clock import Clock
 
 DEFAULT_DOMAIN = "contoso.example"
@@ -125,8 +131,6 @@ class Mailbox:
         """The mailbox's calendar, generated from the seed on first use."""
         cal = self._calendar
         if cal is None:
-            from . import calendar as calmod
-
             if self.cal_seed is None:
                 now = self.sim.clock.now()
                 self.cal_seed = self.sim.seed
@@ -196,9 +200,18 @@ class Sim:
         self.calendar_cache = collections.OrderedDict()
         self.calendar_cache_size = calendar_cache
         self.add_account(service_account, service_password, "all")
-        # Modules attach their own state here (notify, throttle, faults, ...).
-        self.ext = {}
         self.latency = 0.0  # seconds added to every EWS request (--latency-ms)
+        # Hook lists: who registers, who calls.
+        self.calendar_hooks = []  # fn(mailbox, events) per calendar change (notify); calendar.Calendar
+        self.gauge_hooks = []  # fn() -> {gauge: {label: value}} (throttle, notify); GET /counters
+        self.clock_hooks = []  # fn() after the clock was moved (notify: expiry sweep); POST /clock
+        self.mailbox_deleted_hooks = []  # fn(smtp) (notify); DELETE /mailboxes/{smtp}
+        self.shutdown_hooks = []  # async fn() (notify: cut the streams); main, before it exits
+        # The services. Each registers its hooks as it is made.
+        self.auth = None  # auth.Authenticator, set by main (it needs the command line)
+        self.throttle = throttle.Throttle(self)
+        self.faults = faults.Faults(self)
+        self.notify = notify.Notify(self)
 
     # -- accounts -----------------------------------------------------------------------
 

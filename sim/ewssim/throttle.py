@@ -44,7 +44,7 @@ class Throttle:
         self.inflight = {}  # budget -> running non-streaming requests
         self.hanging = {}  # budget -> open streaming connections
         self.balances = {}  # budget -> [balance ms, monotonic time of last update]
-        sim.ext.setdefault("gauges", []).append(self.gauges)
+        sim.gauge_hooks.append(self.gauges)
 
     # -- EWSMaxConcurrency and the time budget ------------------------------------------
 
