@@ -14,7 +14,7 @@
 #include "base/xalloc.h"
 #include "cal/occurrence.h"
 #include "store/store.h"
-#include "sync/output.h"
+#include "webhook/webhook.h"
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -94,27 +94,19 @@ json_t *api_json_occurrence(const struct cal_occurrence *o)
 
 int api_sse_append_event(struct buf *out, const struct store_presence_event *ev, struct err *err)
 {
-	struct output_change c;
-	json_t *j = NULL;
-	char *data, *text;
+	char *data = NULL, *text;
 	char head[64];
-	size_t head_len, data_len;
+	size_t head_len, data_len = 0;
 	int n, rc;
 
-	/* The same object as a docs/output.md line and a webhook body. */
-	output_change_from_event(ev, &c);
-	rc = output_change_json(&c, &j, err);
+	/* The same object as a docs/output.md line: exactly a webhook body. Compact JSON has no raw
+	 * newline (one inside a string is escaped), so the object is one data: line, as SSE
+	 * requires. */
+	rc = webhook_body(ev, &data, &data_len, err);
 	if (rc != 0)
 		return rc;
-	/* Compact JSON has no raw newline (one inside a string is escaped), so the object is one
-	 * data: line, as SSE requires. */
-	data = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	json_decref(j);
-	if (data == NULL)
-		return err_set(err, -ENOMEM, "event %" PRId64 ": cannot serialize", ev->id);
 	n = snprintf(head, sizeof(head), "id: %" PRId64 "\nevent: presence\ndata: ", ev->id);
 	head_len = (size_t)n;
-	data_len = strlen(data);
 	/* One append, so that a full buffer takes all of the event or none of it. */
 	text = xmalloc(head_len + data_len + 2);
 	memcpy(text, head, head_len);

@@ -42,8 +42,9 @@ struct json_t *api_json_occurrence(const struct cal_occurrence *o);
 
 /*
  * Appends one Server-Sent Event for ev to out: "id: N\nevent: presence\ndata: {...}\n\n" with
- * the compact JSON of a docs/output.md line (output_change_json). 0, or -EMSGSIZE when out is
- * full (out unchanged), or the builder's -EINVAL / -ERANGE, or -ENOMEM.
+ * the compact JSON of a docs/output.md line (cal_change_json's object, as webhook_body() dumps
+ * it). 0, or -EMSGSIZE when out is full (out unchanged), or the builder's -EINVAL / -ERANGE, or
+ * -ENOMEM.
  */
 ATTR_NODISCARD int api_sse_append_event(struct buf *out, const struct store_presence_event *ev,
                                         struct err *err);

@@ -35,50 +35,6 @@ struct sse {
 	int64_t keepalive_at; /* monotonic usec */
 };
 
-/* The id of the newest event in the log (0 when empty), by galloping and bisecting on
- * store_presence_events_after(x, 1), which finds the first id above x by index: about
- * 2 log2(id) reads, whatever the log's size. Store locked. */
-static int newest_id(struct store *s, int64_t *out, struct err *err)
-{
-	int64_t lo = 0, hi, step = 1;
-
-	for (;;) {
-		struct store_presence_event *ev = NULL;
-		size_t n = 0;
-		int64_t probe = lo > INT64_MAX - step ? INT64_MAX : lo + step;
-		int rc = store_presence_events_after(s, probe - 1, 1, &ev, &n, err);
-
-		if (rc < 0)
-			return rc;
-		if (n == 0) {
-			hi = probe - 1; /* nothing above hi */
-			break;
-		}
-		lo = ev[0].id;
-		store_presence_events_free(ev, n);
-		if (step < INT64_MAX / 2)
-			step *= 2;
-	}
-	/* Invariant: lo is an id in the log (or 0), nothing lies above hi, hi >= lo. */
-	while (lo < hi) {
-		struct store_presence_event *ev = NULL;
-		size_t n = 0;
-		int64_t mid = lo + (hi - lo) / 2;
-		int rc = store_presence_events_after(s, mid, 1, &ev, &n, err);
-
-		if (rc < 0)
-			return rc;
-		if (n == 0) {
-			hi = mid;
-		} else {
-			lo = ev[0].id;
-			store_presence_events_free(ev, n);
-		}
-	}
-	*out = lo;
-	return 0;
-}
-
 /* Queues the events after last_id, as many as fit. 0 or the store's error. */
 static int fill(struct sse *s)
 {
@@ -197,7 +153,8 @@ enum MHD_Result api_events(struct api *a, struct MHD_Connection *c)
 			return api_reply_error(c, MHD_HTTP_BAD_REQUEST,
 			                       "after must be an event id (a number)");
 	} else {
-		rc = newest_id(api_store_lock(a), &after, &err);
+		/* The largest id ever handed out: every change stored from now on has a larger one. */
+		rc = store_presence_events_last_id(api_store_lock(a), &after, &err);
 		api_store_unlock(a);
 		if (rc < 0)
 			return api_reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "store: %s",

@@ -421,8 +421,12 @@ TEST(fixture_random_chunks)
 	for (size_t run = 0; run < 1000; run++) {
 		size_t n = random_cuts(&in, run % 2 == 0 ? 16 : 2000, cuts);
 		int rc = run_cuts(&g, EWS_MAX_ENVELOPE, &in, cuts, n, &err);
-		bool ok = rc == 0 && same_envelopes(&g, &in, in.n_want, "random", run, n, __LINE__);
+		bool ok = rc == 0;
 
+		if (!ok)
+			harness_fail(__FILE__, __LINE__, "random (%zu, %zu): rc %d (%s)", run, n,
+			             rc, err.msg);
+		ok = same_envelopes(&g, &in, in.n_want, "random", run, n, __LINE__) && ok;
 		got_free(&g);
 		if (!ok)
 			break;

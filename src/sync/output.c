@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * output.c: presence changes as JSON lines. Each line is built in memory (jansson, compact, keys
- * in a fixed order, UTF-8 kept as UTF-8) and handed to write(2) whole. A write that fails after
- * part of a line went out leaves that part in the file; the next line then starts with a newline,
- * so the damage stays one unparsable line and never spreads into the next one.
+ * output.c: presence changes as JSON lines, the file sink. Each line is the change's object
+ * (cal/change.h) dumped compact, keys in their order, UTF-8 kept as UTF-8, and handed to write(2)
+ * whole. A write that fails after part of a line went out leaves that part in the file; the next
+ * line then starts with a newline, so the damage stays one unparsable line and never spreads into
+ * the next one.
  */
 #include "sync/output.h"
 
@@ -17,10 +18,8 @@
 #include <unistd.h>
 
 #include "base/err.h"
-#include "base/iso8601.h"
 #include "base/xalloc.h"
-#include "cal/presence.h"
-#include "store/store.h"
+#include "cal/change.h"
 
 struct sync_output {
 	int fd;
@@ -62,98 +61,8 @@ int output_open(const char *path, struct sync_output **out, struct err *err)
 	return 0;
 }
 
-/* Points *out at t formatted into buf as "YYYY-MM-DDTHH:MM:SSZ", or at NULL (written as JSON
- * null) when nullable and t is null_value. 0, or -ERANGE for an instant iso8601 cannot write. */
-static int format_time(const char *field, int64_t t, int64_t null_value, bool nullable,
-                       char buf[ISO8601_FORMAT_SIZE], const char **out, struct err *err)
-{
-	if (nullable && t == null_value) {
-		*out = NULL;
-		return 0;
-	}
-	if (iso8601_format(t, buf, NULL) != 0)
-		return err_set(err, -ERANGE, "output: %s %lld is outside years 1 to 9999", field,
-		               (long long)t);
-	*out = buf;
-	return 0;
-}
-
-/* json_pack refused the change: name the first string that is not UTF-8 if that is why. */
-static int pack_error(const struct output_change *c, const json_error_t *jerr, struct err *err)
-{
-	const struct {
-		const char *name;
-		const char *value;
-	} fields[] = {
-		{"user", c->user},       {"state", c->state},     {"profile", c->profile},
-		{"forward", c->forward}, {"subject", c->subject}, {"reason", c->reason},
-	};
-
-	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-		json_t *s;
-
-		if (fields[i].value == NULL)
-			continue;
-		s = json_string(fields[i].value);
-		if (s == NULL)
-			return err_set(err, -EINVAL, "output: change %lld: %s is not valid UTF-8",
-			               (long long)c->id, fields[i].name);
-		json_decref(s);
-	}
-	return err_set(err, -EINVAL, "output: change %lld: %s", (long long)c->id, jerr->text);
-}
-
-int output_change_json(const struct output_change *c, json_t **out, struct err *err)
-{
-	char time_buf[ISO8601_FORMAT_SIZE];
-	char since_buf[ISO8601_FORMAT_SIZE];
-	char until_buf[ISO8601_FORMAT_SIZE];
-	const char *time_s;
-	const char *since_s;
-	const char *until_s;
-	json_error_t jerr;
-	json_t *j;
-	int rc;
-
-	rc = format_time("time", c->time_utc, 0, false, time_buf, &time_s, err);
-	if (rc == 0)
-		rc = format_time("since", c->since_utc, PRESENCE_SINCE_ALWAYS, true, since_buf,
-		                 &since_s, err);
-	if (rc == 0)
-		rc = format_time("until", c->until_utc, PRESENCE_NEVER, true, until_buf, &until_s,
-		                 err);
-	if (rc != 0)
-		return rc;
-	j = json_pack_ex(&jerr, 0, "{s:I, s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?}",
-	                 "id", (json_int_t)c->id, "time", time_s, "user", c->user, "state",
-	                 c->state, "profile", c->profile, "forward", c->forward, "subject",
-	                 c->subject, "since", since_s, "until", until_s, "reason", c->reason);
-	if (j == NULL)
-		return pack_error(c, &jerr, err);
-	*out = j;
-	return 0;
-}
-
-void output_change_from_event(const struct store_presence_event *ev, struct output_change *out)
-{
-	const struct store_presence *p = &ev->presence;
-
-	*out = (struct output_change){
-		.id = ev->id,
-		.time_utc = p->updated_utc,
-		.user = ev->smtp,
-		.state = p->state,
-		.profile = p->profile,
-		.forward = p->forward,
-		.subject = p->subject,
-		.since_utc = p->since_utc,
-		.until_utc = p->until_utc == 0 ? PRESENCE_NEVER : p->until_utc,
-		.reason = ev->reason,
-	};
-}
-
 /* The line, with its newline (and a leading one after a partial line). Owned. */
-static int build_line(const struct sync_output *o, const struct output_change *c, char **out_line,
+static int build_line(const struct sync_output *o, const struct cal_change *c, char **out_line,
                       size_t *out_len, struct err *err)
 {
 	json_t *j = NULL;
@@ -161,7 +70,7 @@ static int build_line(const struct sync_output *o, const struct output_change *c
 	char *line;
 	size_t len;
 	size_t lead = o->partial ? 1 : 0;
-	int rc = output_change_json(c, &j, err);
+	int rc = cal_change_json(c, &j, err);
 
 	if (rc != 0)
 		return rc;
@@ -208,7 +117,7 @@ static int write_all(int fd, const char *p, size_t len, size_t *out_done)
 	return rc;
 }
 
-int output_write(struct sync_output *o, const struct output_change *c, struct err *err)
+int output_write(struct sync_output *o, const struct cal_change *c, struct err *err)
 {
 	char *line = NULL;
 	size_t len = 0;

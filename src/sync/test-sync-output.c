@@ -96,9 +96,9 @@ static size_t count_char(const char *s, char c)
 }
 
 /* A full change; the test changes what it needs. */
-static struct output_change change(int64_t id)
+static struct cal_change change(int64_t id)
 {
-	return (struct output_change){
+	return (struct cal_change){
 		.id = id,
 		.time_utc = T0 + 5,
 		.user = "user00001@contoso.example",
@@ -125,7 +125,7 @@ static struct sync_output *open_ok(const char *path)
 	return o;
 }
 
-static void write_ok(struct sync_output *o, const struct output_change *c)
+static void write_ok(struct sync_output *o, const struct cal_change *c)
 {
 	struct err e = {0};
 	int rc = output_write(o, c, &e);
@@ -167,7 +167,7 @@ static void check_field(json_t *j, const char *key, const char *want)
 }
 
 /* Checks every field of line j against c. */
-static void check_change(json_t *j, const struct output_change *c)
+static void check_change(json_t *j, const struct cal_change *c)
 {
 	static const char *const keys[] = {"id",      "time",    "user",  "state", "profile",
 	                                   "forward", "subject", "since", "until", "reason"};
@@ -209,7 +209,7 @@ static void check_change(json_t *j, const struct output_change *c)
 }
 
 /* Reads path and checks that it holds exactly the lines of c[0..n), each ending in '\n'. */
-static void check_file(const char *path, const struct output_change *c, size_t n)
+static void check_file(const char *path, const struct cal_change *c, size_t n)
 {
 	size_t len = 0;
 	char *data = slurp(path, &len);
@@ -240,7 +240,7 @@ TEST(exact_line)
 {
 	struct tmp t;
 	struct sync_output *o;
-	struct output_change c = change(7);
+	struct cal_change c = change(7);
 	char *data;
 
 	tmp_make(&t);
@@ -262,11 +262,11 @@ TEST(nulls)
 {
 	struct tmp t;
 	struct sync_output *o;
-	struct output_change c[3];
+	struct cal_change c[3];
 	char *data;
 
 	/* Free since always, for ever: every optional field null. */
-	c[0] = (struct output_change){
+	c[0] = (struct cal_change){
 		.id = 1,
 		.time_utc = T0,
 		.user = "a@contoso.example",
@@ -276,7 +276,7 @@ TEST(nulls)
 		.reason = "initial",
 	};
 	/* Every string NULL. */
-	c[1] = (struct output_change){
+	c[1] = (struct cal_change){
 		.id = 2,
 		.time_utc = T0,
 		.since_utc = PRESENCE_SINCE_ALWAYS,
@@ -309,7 +309,7 @@ TEST(utf8_stays_utf8)
 {
 	struct tmp t;
 	struct sync_output *o;
-	struct output_change c = change(1);
+	struct cal_change c = change(1);
 	char *data;
 
 	c.subject =
@@ -335,7 +335,7 @@ TEST(escaping)
 {
 	struct tmp t;
 	struct sync_output *o;
-	struct output_change c = change(1);
+	struct cal_change c = change(1);
 	char *data;
 
 	c.subject = "\"Quoted\" back\\slash\nsecond line\r\ttab \x01 </script> \xe2\x80\xa8";
@@ -361,17 +361,17 @@ TEST(refused_strings_and_times_write_nothing)
 		const char *field;
 		size_t offset;
 	} fields[] = {
-		{"user", offsetof(struct output_change, user)},
-		{"state", offsetof(struct output_change, state)},
-		{"profile", offsetof(struct output_change, profile)},
-		{"forward", offsetof(struct output_change, forward)},
-		{"subject", offsetof(struct output_change, subject)},
-		{"reason", offsetof(struct output_change, reason)},
+		{"user", offsetof(struct cal_change, user)},
+		{"state", offsetof(struct cal_change, state)},
+		{"profile", offsetof(struct cal_change, profile)},
+		{"forward", offsetof(struct cal_change, forward)},
+		{"subject", offsetof(struct cal_change, subject)},
+		{"reason", offsetof(struct cal_change, reason)},
 	};
 	struct tmp t;
 	struct sync_output *o;
-	struct output_change good = change(9);
-	struct output_change c;
+	struct cal_change good = change(9);
+	struct cal_change c;
 	struct err e = {0};
 	char *data;
 
@@ -422,7 +422,7 @@ TEST(many_lines_in_order_and_append)
 	enum {
 		N_LINES = 1000
 	};
-	static struct output_change c[N_LINES + 1];
+	static struct cal_change c[N_LINES + 1];
 	static char subjects[N_LINES + 1][32];
 	struct tmp t;
 	struct sync_output *o;
@@ -473,7 +473,7 @@ TEST(reopen_after_rename)
 {
 	struct tmp t;
 	struct sync_output *o;
-	struct output_change c[4] = {change(1), change(2), change(3), change(4)};
+	struct cal_change c[4] = {change(1), change(2), change(3), change(4)};
 	char rotated[320];
 	struct err e = {0};
 
@@ -500,7 +500,7 @@ TEST(failed_reopen_keeps_the_old_file)
 {
 	struct tmp t;
 	struct sync_output *o;
-	struct output_change c[2] = {change(1), change(2)};
+	struct cal_change c[2] = {change(1), change(2)};
 	char rotated[320];
 	struct err e = {0};
 
@@ -580,7 +580,7 @@ static void stdout_restore(int saved)
 TEST(standard_output)
 {
 	const char *paths[] = {"-", NULL};
-	struct output_change c[2] = {change(1), change(2)};
+	struct cal_change c[2] = {change(1), change(2)};
 
 	for (size_t i = 0; i < N(paths); i++) {
 		struct tmp t;
@@ -614,7 +614,7 @@ TEST(standard_output)
 TEST(standard_output_epipe)
 {
 	struct sync_output *o;
-	struct output_change c = change(1);
+	struct cal_change c = change(1);
 	struct err e = {0};
 	void (*old)(int) = signal(SIGPIPE, SIG_IGN);
 	int p[2];
@@ -665,8 +665,8 @@ TEST(partial_line_is_isolated)
 	static char subject[BIG];
 	static char got[4 * BIG];
 	struct sync_output *o;
-	struct output_change big = change(1);
-	struct output_change small[2] = {change(2), change(3)};
+	struct cal_change big = change(1);
+	struct cal_change small[2] = {change(2), change(3)};
 	struct err e = {0};
 	int p[2];
 	int saved;

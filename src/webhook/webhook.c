@@ -35,10 +35,11 @@
 #include "base/log.h"
 #include "base/url.h"
 #include "base/xalloc.h"
+#include "cal/change.h"
+#include "cal/presence.h"
 #include "calsync-config.h"
 #include "config/config.h"
 #include "store/store.h"
-#include "sync/output.h"
 
 _Static_assert(WEBHOOK_MAX_TARGETS == CFG_MAX_WEBHOOKS, "one delivery state per <webhook>");
 
@@ -78,17 +79,38 @@ struct webhook {
 
 /* ---- pure helpers ---- */
 
+/* The change a stored presence event records: time is its updated_utc, and a since or until of 0
+ * (stored for "none") becomes PRESENCE_SINCE_ALWAYS / PRESENCE_NEVER. Strings are borrowed from
+ * ev. */
+static void change_of_event(const struct store_presence_event *ev, struct cal_change *out)
+{
+	const struct store_presence *p = &ev->presence;
+
+	*out = (struct cal_change){
+		.id = ev->id,
+		.time_utc = p->updated_utc,
+		.user = ev->smtp,
+		.state = p->state,
+		.profile = p->profile,
+		.forward = p->forward,
+		.subject = p->subject,
+		.since_utc = p->since_utc,
+		.until_utc = p->until_utc == 0 ? PRESENCE_NEVER : p->until_utc,
+		.reason = ev->reason,
+	};
+}
+
 int webhook_body(const struct store_presence_event *ev, char **out_body, size_t *out_len,
                  struct err *err)
 {
-	struct output_change c;
+	struct cal_change c;
 	json_t *j = NULL;
 	char *text;
 	int rc;
 
-	/* The same object as a docs/output.md line: one builder for both. */
-	output_change_from_event(ev, &c);
-	rc = output_change_json(&c, &j, err);
+	/* The same object as a docs/output.md line and a Server-Sent Event: one builder for all. */
+	change_of_event(ev, &c);
+	rc = cal_change_json(&c, &j, err);
 	if (rc != 0)
 		return rc;
 	text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
