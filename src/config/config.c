@@ -23,6 +23,8 @@
 
 #include "base/err.h"
 #include "base/xalloc.h"
+#include "ews/ews-request.h"
+#include "ews/ews-transport.h"
 
 /* -- defaults: the one table -------------------------------------------------------------- */
 

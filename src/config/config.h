@@ -15,8 +15,7 @@
 
 #include "base/compat.h"
 #include "cal/occurrence.h"
-#include "ews/ews-request.h"
-#include "ews/ews-transport.h"
+#include "ews/ews-types.h"
 
 struct err;
 

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "base/compat.h"
+#include "ews/ews-types.h"
 
 struct buf;
 struct err;
@@ -45,13 +46,6 @@ const char *ews_version_known(const char *version);
 /* Whether a known RequestServerVersion has streaming notifications and FreeBusyChangedEvent
  * (Exchange2010_SP1 or later). */
 bool ews_version_streams(const char *version);
-
-/* How ExchangeImpersonation names the mailbox (t:ConnectingSID child). */
-enum ews_id_type {
-	EWS_ID_SMTP = 0,     /* t:SmtpAddress: what the Managed API sends for 2010+ (default) */
-	EWS_ID_PRIMARY_SMTP, /* t:PrimarySmtpAddress */
-	EWS_ID_PRINCIPAL,    /* t:PrincipalName (the UPN) */
-};
 
 /* The SOAP header of an EWS request. */
 struct ews_header {

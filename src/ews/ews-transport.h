@@ -25,6 +25,7 @@
 
 #include "base/compat.h"
 #include "base/err.h"
+#include "ews/ews-types.h"
 
 struct uv_loop_s;
 struct ews_transport;
@@ -50,18 +51,6 @@ struct ews_call;
 
 /* Longest value the caller may put into a request header (anchor mailbox, cookie, id). */
 #define EWS_MAX_REQUEST_HEADER 1024u
-
-enum ews_auth {
-	EWS_AUTH_NONE = 0,
-	EWS_AUTH_BASIC,     /* per request; only over TLS in production */
-	EWS_AUTH_NTLM,      /* per connection: the keep-alive pool matters. NTLMv2 with channel
-	                     * binding over HTTPS (Extended Protection), 16 zero bytes over HTTP */
-	EWS_AUTH_NEGOTIATE, /* SPNEGO via GSS-API (a Kerberos ticket from the process's ccache or
-	                     * keytab; libcurl 7.88 binds it to no channel); when that ends in a 401
-	                     * that offers NTLM, the call goes on with our NTLM and user/password on
-	                     * the same connection, and the transport stays on NTLM */
-	EWS_AUTH_BEARER,    /* Authorization: Bearer <token> */
-};
 
 /* "none", "basic", "ntlm", "negotiate", "bearer". */
 const char *ews_auth_name(enum ews_auth a);
