@@ -9,8 +9,9 @@
  * this, and a page of this size still parses in tens of milliseconds. */
 #define EWS_MAX_RESPONSE (32u << 20)
 
-/* Largest single streaming notification envelope; real ones are a few kilobytes. */
-#define EWS_MAX_ENVELOPE (1u << 20)
+/* Largest single streaming notification envelope, for the daemon and `calsync check` alike: real
+ * ones are a few kilobytes, and one holding a few hundred events stays far below this. */
+#define EWS_MAX_ENVELOPE (4u << 20)
 
 /* Unsent bytes per API client before we drop it, so a slow reader cannot make us buffer forever. */
 #define API_MAX_QUEUED (1u << 20)

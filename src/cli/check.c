@@ -1333,23 +1333,6 @@ static bool answer_ok(const struct answer *a)
 
 /* ---- config ---------------------------------------------------------------------------------- */
 
-static char *autodiscover_url(const struct check *c)
-{
-	const struct cfg *cfg = c->cfg;
-	const char *domain = cfg->autodiscover_domain;
-
-	if (cfg->autodiscover_url != NULL)
-		return xstrdup(cfg->autodiscover_url);
-	if (domain == NULL && cfg->user != NULL && strchr(cfg->user, '@') != NULL)
-		domain = strchr(cfg->user, '@') + 1;
-	if (domain == NULL && c->n_mbx > 0)
-		domain = strchr(c->mbx[0].smtp, '@') + 1;
-	if (domain == NULL)
-		return NULL;
-	/* As the sync engine derives it. */
-	return strf("https://autodiscover.%s/autodiscover/autodiscover.svc", domain);
-}
-
 /* "DC=contoso,DC=example" from the service account's or the first mailbox's domain. */
 static char *domain_dn(const struct check *c)
 {
@@ -2576,7 +2559,8 @@ static int parse_args(int argc, char **argv, struct args *out)
 static void run_checks(struct check *c)
 {
 	bool ad = c->cfg->ews_url == NULL;
-	char *ad_url = ad ? autodiscover_url(c) : NULL;
+	char *ad_url =
+		ad ? cfg_autodiscover_url(c->cfg, c->n_mbx > 0 ? c->mbx[0].smtp : NULL) : NULL;
 	const char *first = ad ? ad_url : c->cfg->ews_url;
 	bool ok;
 

@@ -1577,6 +1577,26 @@ int cfg_load(const char *path, struct cfg **out_cfg, struct cfg_warnings *warnin
 	return rc;
 }
 
+char *cfg_autodiscover_url(const struct cfg *cfg, const char *smtp)
+{
+	const char *domain = cfg->autodiscover_domain;
+	size_t n;
+	char *url;
+
+	if (cfg->autodiscover_url != NULL)
+		return xstrdup(cfg->autodiscover_url);
+	if (domain == NULL && cfg->user != NULL && strchr(cfg->user, '@') != NULL)
+		domain = strchr(cfg->user, '@') + 1;
+	if (domain == NULL && smtp != NULL && strchr(smtp, '@') != NULL)
+		domain = strchr(smtp, '@') + 1;
+	if (domain == NULL || *domain == '\0')
+		return NULL;
+	n = strlen(domain) + sizeof("https://autodiscover./autodiscover/autodiscover.svc");
+	url = xmalloc(n);
+	snprintf(url, n, "https://autodiscover.%s/autodiscover/autodiscover.svc", domain);
+	return url;
+}
+
 const char *cfg_address_problem(const char *smtp)
 {
 	return address_problem(smtp, strlen(smtp));

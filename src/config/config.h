@@ -173,6 +173,15 @@ ATTR_NODISCARD int cfg_parse(const char *xml, size_t len, const struct cfg_parse
  * ("no '@'", "not a valid domain", ...): for addresses that arrive at run time (the HTTP API). */
 const char *cfg_address_problem(const char *smtp);
 
+/*
+ * The Autodiscover service URL for a mailbox (owned, free()): <autodiscover url> when set, else
+ * https://autodiscover.<domain>/autodiscover/autodiscover.svc with <autodiscover domain>, the
+ * service account's mail domain, or smtp's domain, the first of them that is known. NULL when
+ * none is (smtp NULL or without '@' and nothing configured). The daemon and `calsync check` both
+ * ask this, so that they reach the same server.
+ */
+char *cfg_autodiscover_url(const struct cfg *cfg, const char *smtp);
+
 /* NULL-safe; wipes the secrets. */
 void cfg_free(struct cfg *cfg);
 

@@ -928,6 +928,32 @@ static void run_bad(void)
 	cfg_warnings_clear(&w);
 }
 
+TEST(autodiscover_url_prefers_configuration_then_account_then_mailbox)
+{
+	char user[] = "svc@acct.example", domain[] = "dom.example",
+	     url[] = "https://ad.example/x.svc";
+	struct cfg cfg = {0};
+	char *u;
+
+	CHECK(cfg_autodiscover_url(&cfg, NULL) == NULL);
+	CHECK(cfg_autodiscover_url(&cfg, "no-at-sign") == NULL);
+	u = cfg_autodiscover_url(&cfg, "anna@mbx.example");
+	CHECK_STREQ(u, "https://autodiscover.mbx.example/autodiscover/autodiscover.svc");
+	free(u);
+	cfg.user = user;
+	u = cfg_autodiscover_url(&cfg, "anna@mbx.example");
+	CHECK_STREQ(u, "https://autodiscover.acct.example/autodiscover/autodiscover.svc");
+	free(u);
+	cfg.autodiscover_domain = domain;
+	u = cfg_autodiscover_url(&cfg, NULL);
+	CHECK_STREQ(u, "https://autodiscover.dom.example/autodiscover/autodiscover.svc");
+	free(u);
+	cfg.autodiscover_url = url;
+	u = cfg_autodiscover_url(&cfg, "anna@mbx.example");
+	CHECK_STREQ(u, "https://ad.example/x.svc");
+	free(u);
+}
+
 int main(void)
 {
 	RUN(product_file_every_spelling);
@@ -945,6 +971,7 @@ int main(void)
 	RUN(load_errors);
 	RUN(offline_reads_no_files);
 	RUN(versions_agree_with_the_request_writer);
+	RUN(autodiscover_url_prefers_configuration_then_account_then_mailbox);
 	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
 		current_bad = &bad_cases[i];
 		harness_run(bad_cases[i].name, run_bad);

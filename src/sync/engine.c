@@ -65,8 +65,6 @@
 /* How long a replaced streaming connection may go on delivering what the server wrote to it
  * before the takeover. */
 #define STREAM_RETIRE_USEC INT64_C(10000000)
-/* Largest envelope on a stream: a notification holds at most a few hundred events. */
-#define STREAM_MAX_ENVELOPE (4u << 20)
 /* Largest request body calsync writes (a GetStreamingEvents with 200 ids is ~60 KB). */
 #define REQUEST_MAX (1u << 20)
 /* Most CalendarView pages per read: a window with more than 100,000 occurrences is refused. */
@@ -980,7 +978,7 @@ static void group_connect(struct group *g)
 	c->g = g;
 	uv_timer_init(e->loop, &c->timer);
 	c->timer.data = c;
-	c->framer = ews_stream_new(STREAM_MAX_ENVELOPE, on_stream_envelope, c);
+	c->framer = ews_stream_new(EWS_MAX_ENVELOPE, on_stream_envelope, c);
 	g->cur = c;
 	rc = ews_transport_post(e->transport, &o, e->req.data, e->req.len, on_stream_done, c,
 	                        &c->call, &err);
@@ -1568,21 +1566,6 @@ static void discover_unlink(struct discover *d)
 	}
 }
 
-static char *autodiscover_url(const struct sync_engine *e, const struct mb *first)
-{
-	const char *domain = e->cfg->autodiscover_domain;
-	char buf[CFG_MAX_STRING + 64];
-
-	if (e->cfg->autodiscover_url)
-		return xstrdup(e->cfg->autodiscover_url);
-	if (domain == NULL && e->cfg->user && strchr(e->cfg->user, '@'))
-		domain = strchr(e->cfg->user, '@') + 1;
-	if (domain == NULL)
-		domain = strchr(first->smtp, '@') + 1;
-	snprintf(buf, sizeof(buf), "https://autodiscover.%s/autodiscover/autodiscover.svc", domain);
-	return xstrdup(buf);
-}
-
 static void on_discover_done(void *ctx, struct ews_call *call, const struct ews_result *r)
 {
 	struct discover *d = ctx;
@@ -1690,7 +1673,7 @@ static int start_discover(struct sync_engine *e, struct mb *first, struct err *e
 	}
 	for (size_t i = 0; i < d->n; i++)
 		names[i] = d->mbs[i]->smtp;
-	url = autodiscover_url(e, first);
+	url = cfg_autodiscover_url(e->cfg, first->smtp);
 	rc = ews_req_get_user_settings(names, d->n, url, NULL, &e->req, err);
 	if (rc == 0) {
 		o.url = url;
