@@ -1146,29 +1146,6 @@ int store_subscription_set_watermark(struct store *s, const char *smtp, const ch
 
 /* ---- occurrences ---- */
 
-void store_occurrence_clear(struct cal_occurrence *o)
-{
-	free(o->item_id);
-	free(o->change_key);
-	free(o->uid);
-	free(o->subject);
-	free(o->location);
-	free(o->organizer);
-	for (size_t i = 0; i < o->n_categories; i++)
-		free(o->categories[i]);
-	free(o->categories);
-	*o = (struct cal_occurrence){0};
-}
-
-void store_occurrences_free(struct cal_occurrence *occs, size_t n)
-{
-	if (occs == NULL)
-		return;
-	for (size_t i = 0; i < n; i++)
-		store_occurrence_clear(&occs[i]);
-	free(occs);
-}
-
 void store_diff_clear(struct store_diff *d)
 {
 	if (d == NULL)
@@ -1322,7 +1299,7 @@ static int read_occurrences(struct store *s, enum q q, int64_t id, struct cal_oc
 out:
 	stmt_done(st);
 	if (rc < 0) {
-		store_occurrences_free(occs, n);
+		cal_occurrences_free(occs, n);
 		return rc;
 	}
 	if (n == 0) {
@@ -1565,7 +1542,7 @@ int store_replace_occurrences(struct store *s, const char *smtp, int64_t window_
 		rollback(s);
 out:
 	free(sorted);
-	store_occurrences_free(old, n_old);
+	cal_occurrences_free(old, n_old);
 	if (rc == 0 && out_diff != NULL)
 		*out_diff = d;
 	else

@@ -269,13 +269,11 @@ ATTR_NODISCARD int store_replace_occurrences(struct store *s, const char *smtp,
                                              struct store_diff *out_diff, struct err *err);
 
 /* The mailbox's stored occurrences, sorted by start then item_id, as an owned array (NULL when
- * *out_n is 0) freed with store_occurrences_free. 0, or -ENOENT for an unknown mailbox. */
+ * *out_n is 0) freed with cal_occurrences_free (cal/occurrence.h). 0, or -ENOENT for an unknown
+ * mailbox. */
 ATTR_NODISCARD int store_load_occurrences(struct store *s, const char *smtp,
                                           struct cal_occurrence **out_occs, size_t *out_n,
                                           struct err *err);
-
-void store_occurrence_clear(struct cal_occurrence *o);              /* frees the strings */
-void store_occurrences_free(struct cal_occurrence *occs, size_t n); /* NULL-safe */
 
 /* ---- presence ---- */
 

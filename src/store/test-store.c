@@ -117,7 +117,7 @@ static void add_category(struct cal_occurrence *o, const char *c)
 static void occs_clear(struct cal_occurrence *o, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		store_occurrence_clear(&o[i]);
+		cal_occurrence_clear(&o[i]);
 }
 
 static bool occ_equal(const struct cal_occurrence *a, const struct cal_occurrence *b)
@@ -341,7 +341,7 @@ TEST(version_3_database_is_migrated)
 	CHECK_EQ(n, 2u);
 	for (size_t i = 0; i < n && n == 2; i++)
 		CHECK(occ_equal(&out[i], &in[1 - i])); /* by start */
-	store_occurrences_free(out, n);
+	cal_occurrences_free(out, n);
 	store_close(s);
 
 	CHECK_EQ(sqlite3_open(t.path, &db), SQLITE_OK);
@@ -640,7 +640,7 @@ TEST(occurrences_round_trip)
 		CHECK(occ_equal(&out[2], &in[0]));
 		CHECK_EQ(out[2].n_categories, 3);
 	}
-	store_occurrences_free(out, n);
+	cal_occurrences_free(out, n);
 	CHECK_EQ(store_mailbox_get(s, "r@example.com", &mb, &e), 0);
 	CHECK_EQ(mb.window_start_utc, 1699990000);
 	CHECK_EQ(mb.window_end_utc, 1701000000);
@@ -683,7 +683,7 @@ TEST(occurrences_bad_input_is_refused)
 	add_category(&in[1], "a\x1f"
 	                     "b");
 	CHECK_EQ(store_replace_occurrences(s, "r@example.com", 0, 100, in, 2, &d, &e), -EINVAL);
-	store_occurrence_clear(&in[1]);
+	cal_occurrence_clear(&in[1]);
 	in[1] = occ("B", "2", 30, 40);
 	in[1].free_busy = (enum cal_fb)42;
 	CHECK_EQ(store_replace_occurrences(s, "r@example.com", 0, 100, in, 2, &d, &e), -EINVAL);
@@ -740,7 +740,7 @@ TEST(occurrences_diff)
 	set_str(&in[1].change_key, "m2");
 	set_str(&in[1].subject, "moved");
 	set_str(&in[3].change_key, "c2");
-	store_occurrence_clear(&in[2]);
+	cal_occurrence_clear(&in[2]);
 	in[2] = occ("new", "n1", 900, 950);
 	CHECK_EQ(store_replace_occurrences(s, "d@example.com", 0, 1000, in, 4, &d, &e), 0);
 	CHECK_EQ(d.n, 4);
@@ -817,7 +817,7 @@ TEST(replace_is_all_or_nothing)
 		CHECK_EQ(n, 3);
 		for (size_t i = 0; i < n && n == 3; i++)
 			CHECK(occ_equal(&out[i], &in[i]));
-		store_occurrences_free(out, n);
+		cal_occurrences_free(out, n);
 		CHECK_EQ(store_mailbox_get(s, "x@example.com", &mb, &e), 0);
 		CHECK_EQ(mb.window_start_utc, 0);
 		CHECK_EQ(mb.window_end_utc, 1000);
@@ -831,7 +831,7 @@ TEST(replace_is_all_or_nothing)
 	CHECK_EQ(n, 3);
 	for (size_t i = 0; i < n && n == 3; i++)
 		CHECK(occ_equal(&out[i], &next[i]));
-	store_occurrences_free(out, n);
+	cal_occurrences_free(out, n);
 	occs_clear(in, 3);
 	occs_clear(next, 3);
 	store_close(s);
@@ -1036,7 +1036,7 @@ TEST(writer_and_reader_connections)
 	CHECK_EQ(store_replace_occurrences(w, "m@example.com", 0, 1000, in, 2, NULL, &e), 0);
 	CHECK_EQ(store_load_occurrences(r, "m@example.com", &out, &n, &e), 0);
 	CHECK_EQ(n, 2);
-	store_occurrences_free(out, n);
+	cal_occurrences_free(out, n);
 	/* Reads take no lock the writer waits for: writes interleave with reads freely. */
 	for (int i = 0; i < 20; i++) {
 		in[0].end_utc = 200 + i;
@@ -1044,7 +1044,7 @@ TEST(writer_and_reader_connections)
 		         0);
 		CHECK_EQ(store_load_occurrences(r, "m@example.com", &out, &n, &e), 0);
 		CHECK(n == 2 && out[0].end_utc == 200 + i);
-		store_occurrences_free(out, n);
+		cal_occurrences_free(out, n);
 	}
 	CHECK_EQ(store_presence_record(w, "m@example.com",
 	                               &(struct store_presence){.state = (char[]){"busy"}}, NULL,
@@ -1106,7 +1106,7 @@ TEST(write_batches)
 	/* The writer reads its own batch. */
 	CHECK_EQ(store_load_occurrences(w, "a@example.com", &out, &n, &e), 0);
 	CHECK_EQ(n, 2);
-	store_occurrences_free(out, n);
+	cal_occurrences_free(out, n);
 	/* A failing function undoes its own writes only (the second row write fails). */
 	in[0].end_utc = 250;
 	store_test_fail_write_after(w, 2);
@@ -1117,7 +1117,7 @@ TEST(write_batches)
 	CHECK_EQ(store_mailbox_get(r, "b@example.com", &mb, &e), -ENOENT);
 	CHECK_EQ(store_load_occurrences(r, "a@example.com", &out, &n, &e), 0);
 	CHECK_EQ(n, 0);
-	store_occurrences_free(out, n);
+	cal_occurrences_free(out, n);
 	CHECK_EQ(store_presence_events_last_id(r, &last, &e), 0);
 	CHECK_EQ(last, 0);
 
@@ -1131,7 +1131,7 @@ TEST(write_batches)
 	store_mailbox_clear(&mb);
 	CHECK_EQ(store_load_occurrences(r, "a@example.com", &out, &n, &e), 0);
 	CHECK(n == 2 && out[0].end_utc == 200);
-	store_occurrences_free(out, n);
+	cal_occurrences_free(out, n);
 	CHECK_EQ(store_presence_events_last_id(r, &last, &e), 0);
 	CHECK_EQ(last, id);
 
@@ -1139,7 +1139,7 @@ TEST(write_batches)
 	hook_calls = 0;
 	store_set_write_hook(w, open_batch, w);
 	CHECK_EQ(store_load_occurrences(w, "a@example.com", &out, &n, &e), 0);
-	store_occurrences_free(out, n);
+	cal_occurrences_free(out, n);
 	CHECK_EQ(hook_calls, 0);
 	CHECK(!store_in_batch(w));
 	CHECK_EQ(store_mailbox_set_state(w, "b@example.com", STORE_MB_SYNCING, NULL, &e), 0);
