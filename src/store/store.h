@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store.h: calsync's persistent state in one SQLite database (WAL): mailboxes and their sync
- * state, subscriptions with their watermarks, the occurrences of each mailbox's window, the
- * current presence per mailbox and the append-only log of presence changes. store.c is the only
- * code that sees sqlite3*; the schema and its migrations are described in docs/store.md.
+ * store.h: calsync's persistent state, today one SQLite database (WAL): mailboxes and their
+ * sync state, subscriptions with their watermarks, the occurrences of each mailbox's window,
+ * the current presence per mailbox and the append-only log of presence changes. store.c checks
+ * the arguments and calls the implementation through the ops of store-impl.h; the SQLite one
+ * (store-sqlite*.c) is the only code that sees sqlite3*. The schema and its migrations are
+ * described in docs/store.md.
  *
  * Threads: a struct store is one SQLite connection and must be used by one thread at a time.
  * The loop thread owns the writing store; another thread (the API) opens its own store on the
