@@ -40,8 +40,8 @@ struct store {
 };
 
 struct store_ops {
-	/* Frees the store and everything it holds; s is not NULL. Cannot fail: a commit that is
-	 * still open (a batch) is rolled back. */
+	/* Frees the store and everything it holds; s is not NULL. Cannot fail: a batch that is
+	 * still open is rolled back. */
 	void (*close)(struct store *s);
 	/* The schema version of the open database; STORE_SCHEMA_VERSION after a successful
 	 * open. */
