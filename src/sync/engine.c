@@ -1451,7 +1451,7 @@ static void finish_read(struct mb *mb)
 
 		snprintf(v.msg, sizeof(v.msg), "storing the window: %s", err.msg);
 		mb_free_page(mb);
-		store_occurrences_free(occ, n);
+		cal_occurrences_free(occ, n);
 		mb->needs |= NEED_READ;
 		mb->read_due_usec = 0;
 		mb_failed(mb, ACT_READ, &v);
@@ -1469,7 +1469,7 @@ static void finish_read(struct mb *mb)
 	mb->safety_due_usec =
 		now + jitter(e, e->cfg->safety_refresh_usec) / 2 + e->cfg->safety_refresh_usec / 2;
 	mb_update_presence(mb, occ, n, "calendar-changed");
-	store_occurrences_free(occ, n);
+	cal_occurrences_free(occ, n);
 	if (!(mb->needs & (NEED_SUBSCRIBE | NEED_DISCOVER)) && mb->sub_id)
 		mb_set_state(mb, STORE_MB_LIVE, NULL);
 }
@@ -1959,7 +1959,7 @@ static void mb_recompute_stored(struct mb *mb, const char *why)
 		return;
 	}
 	mb_update_presence(mb, occ, n, why);
-	store_occurrences_free(occ, n);
+	cal_occurrences_free(occ, n);
 }
 
 static void on_presence_timer(uv_timer_t *t)
