@@ -210,12 +210,13 @@ static void step_version(struct check *c, const struct answer *a)
 	char *end;
 	const char *name;
 
-	if (check_is_code(a, "ErrorInvalidServerVersion") || check_is_code(a, "ErrorIncorrectSchemaVersion") ||
-	    check_is_code(a, "ErrorInvalidSchemaVersionForMailboxVersion")) {
+	if (ews_verdict_is(&a->v, "ErrorInvalidServerVersion") ||
+	    ews_verdict_is(&a->v, "ErrorIncorrectSchemaVersion") ||
+	    ews_verdict_is(&a->v, "ErrorInvalidSchemaVersionForMailboxVersion")) {
 		check_fix_version(&f);
 		check_step_add(c, "ews-version", NULL, ST_FAIL, &f,
 		               "%s refuses RequestServerVersion %s (%s)",
-		               v != NULL ? v : "the server", c->version, a->code);
+		               v != NULL ? v : "the server", c->version, a->v.code);
 		return;
 	}
 	if (v == NULL) {
@@ -264,25 +265,26 @@ bool check_authentication(struct check *c)
 		return false;
 	}
 	check_call(c, "GetFolder", NULL, &o, &a);
-	if (a.rc != 0 && !(a.rc == -EAGAIN && a.http == 503)) {
+	if (!a.answered && a.v.cls != EWS_ERR_THROTTLED) {
 		char *why = NULL;
 
-		if (a.rc == -EACCES && a.http == 401 && check_ntlm_over_tls(c, c->ews_url))
-			why = check_explain_ntlm_401(c, c->ews_url, a.http, ROLE_EWS, &f);
-		else if (a.rc == -EACCES)
-			check_fix_auth(c, &f, a.http, ROLE_EWS);
+		if (ews_verdict_is_auth(&a.v) && a.v.http_status == 401 &&
+		    check_ntlm_over_tls(c, c->ews_url))
+			why = check_explain_ntlm_401(c, c->ews_url, a.v.http_status, ROLE_EWS, &f);
+		else if (ews_verdict_is_auth(&a.v))
+			check_fix_auth(c, &f, a.v.http_status, ROLE_EWS);
 		check_step_add(c, "authentication", NULL, ST_FAIL, &f, "%s: %s", who,
-		               why != NULL ? why : a.err.msg);
+		               why != NULL ? why : a.why);
 		free(why);
 		check_skip(c, "ews-version", "authentication failed");
 		check_answer_clear(&a);
 		return false;
 	}
-	if (a.rc != 0) {
+	if (!a.answered) {
 		check_step_add(c, "authentication", NULL, ST_WARN, NULL,
-		               "%s: not confirmed, the server is busy: %s", who, a.err.msg);
-	} else if (check_is_code(&a, "ErrorNonExistentMailbox") ||
-	           check_is_code(&a, "ErrorMissingEmailAddress")) {
+		               "%s: not confirmed, the server is busy: %s", who, a.why);
+	} else if (ews_verdict_is(&a.v, "ErrorNonExistentMailbox") ||
+	           ews_verdict_is(&a.v, "ErrorMissingEmailAddress")) {
 		char *q = check_ps_quote(c->cfg->user != NULL ? c->cfg->user : "svc-calsync");
 
 		check_fix_say(&f, "The service account needs a mailbox of its own:");
@@ -290,7 +292,7 @@ bool check_authentication(struct check *c)
 		free(q);
 		check_step_add(c, "authentication", NULL, ST_WARN, &f,
 		               "%s accepted by the server, but the account has no mailbox (%s)",
-		               who, a.code);
+		               who, a.v.code);
 	} else {
 		char *ep = check_ntlm_over_tls(c, c->ews_url)
 		                   ? describe_extended_protection(c, c->ews_url)

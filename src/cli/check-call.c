@@ -24,51 +24,54 @@ void check_answer_clear(struct answer *a)
 	memset(a, 0, sizeof(*a));
 }
 
+/* After the verdict is read: the first message, whether an EWS answer was read, and why not. */
 static void answer_index(struct answer *a)
 {
-	const struct ews_response *r = &a->resp;
+	const struct ews_verdict *v = &a->v;
 
-	if (r->is_fault) {
-		a->code = r->fault.response_code;
-		if (a->code == NULL && r->fault.faultcode != NULL) {
-			const char *colon = strchr(r->fault.faultcode, ':');
-
-			a->code = colon != NULL ? colon + 1 : r->fault.faultcode;
-		}
-		a->text = r->fault.message != NULL ? r->fault.message : r->fault.faultstring;
-		a->mx = &r->fault.mx;
-	} else if (r->n_messages > 0) {
-		a->msg = &r->messages[0];
-		a->code = a->msg->code;
-		a->text = a->msg->text;
-		a->mx = &a->msg->mx;
-	}
+	a->answered = v->origin != EWS_VERDICT_TRANSPORT && v->origin != EWS_VERDICT_UNREADABLE;
+	if (a->answered && !a->resp.is_fault && a->resp.n_messages > 0)
+		a->msg = &a->resp.messages[0];
+	if (v->origin == EWS_VERDICT_UNREADABLE)
+		(void)snprintf(a->why, sizeof(a->why), "the answer cannot be read: %s", v->msg);
+	else
+		(void)snprintf(a->why, sizeof(a->why), "%s", v->msg);
 }
 
-static void answer_parse(struct answer *a, const char *xml, size_t len)
+void check_answer_fail(struct answer *a, int rc, long http_status, const char *msg)
+{
+	struct ews_verdict_in in = {
+		.rc = rc < 0 ? rc : -EIO,
+		.http_status = http_status,
+		.transport_msg = msg,
+	};
+
+	ews_verdict_read(&in, &a->v);
+	answer_index(a);
+}
+
+/* One envelope of a stream, as an answer that arrived with HTTP 200. */
+static void answer_of_envelope(struct answer *a, const char *xml, size_t len)
 {
 	struct err perr = {0};
+	struct ews_verdict_in in = {.http_status = 200};
 
-	if (ews_response_parse(xml, len, &a->resp, &perr) == 0) {
-		a->parsed = true;
-		answer_index(a);
-	} else if (a->rc == 0) {
-		a->rc = perr.code < 0 ? perr.code : -EPROTO;
-		(void)err_set(&a->err, a->rc, "the answer cannot be read: %s", perr.msg);
-	}
+	if (ews_response_parse(xml, len, &a->resp, &perr) == 0)
+		in.resp = &a->resp;
+	else
+		in.parse_msg = perr.msg;
+	ews_verdict_read(&in, &a->v);
+	answer_index(a);
 }
 
 static void answer_fill(struct answer *a, const struct ews_result *r)
 {
-	a->rc = r->rc;
-	a->http = r->http_status;
-	a->err = r->err;
 	a->elapsed_usec = r->elapsed_usec;
 	if (r->backend_cookie != NULL)
 		a->cookie = xstrdup(r->backend_cookie);
-	if (r->rc == 0 ||
-	    (r->body_len > 0 && r->content_type != NULL && strstr(r->content_type, "xml") != NULL))
-		answer_parse(a, r->body, r->body_len);
+	/* struct ews_result carries no Retry-After yet: the verdict reads none. */
+	ews_verdict_of_result(r, NULL, &a->resp, &a->v);
+	answer_index(a);
 }
 
 struct pending {
@@ -103,28 +106,18 @@ static void post(struct check *c, const struct ews_call_opts *o, struct answer *
 	memset(a, 0, sizeof(*a));
 	if (ews_transport_post(c->t, o, c->req.data, c->req.len, on_call_done, &p, NULL, &err) <
 	    0) {
-		a->rc = err.code < 0 ? err.code : -EIO;
-		a->err = err;
+		check_answer_fail(a, err.code, 0, err.msg);
 		return;
 	}
-	if (!wait_done(c, &p.done)) {
-		a->rc = -EIO;
-		(void)err_set(&a->err, -EIO, "the transport stopped without an answer");
-	}
-}
-
-bool check_is_code(const struct answer *a, const char *code)
-{
-	return check_str_is(a->code, code) ||
-	       (check_str_is(a->code, "ErrorInternalServerError") && a->mx != NULL &&
-	        check_str_is(a->mx->inner_code, code));
+	if (!wait_done(c, &p.done))
+		check_answer_fail(a, -EIO, 0, "the transport stopped without an answer");
 }
 
 /* post() and note throttling; a throttled answer is retried once after its back-off. */
 void check_call(struct check *c, const char *op, const char *mailbox, const struct ews_call_opts *o,
                 struct answer *a)
 {
-	char first[64];
+	char first[sizeof(a->v.code)];
 	int64_t back;
 
 	post(c, o, a);
@@ -132,9 +125,7 @@ void check_call(struct check *c, const char *op, const char *mailbox, const stru
 	if (back < 0)
 		return;
 	(void)snprintf(first, sizeof(first), "%s",
-	               a->code != NULL    ? a->code
-	               : a->rc == -EAGAIN ? "HTTP 503"
-	                                  : "?");
+	               ews_verdict_is(&a->v, "http-503") ? "HTTP 503" : a->v.code);
 	check_answer_clear(a);
 	uv_sleep((unsigned)back);
 	post(c, o, a);
@@ -155,7 +146,7 @@ struct ews_header check_header(const struct check *c, const char *impersonate, b
 
 bool check_answer_ok(const struct answer *a)
 {
-	return a->rc == 0 && a->parsed && check_str_is(a->code, "NoError");
+	return a->v.cls == EWS_ERR_NONE && a->msg != NULL;
 }
 
 /* GetStreamingEvents until its first envelope. */
@@ -179,7 +170,7 @@ static int sp_on_envelope(void *ctx, const char *xml, size_t len, size_t offset)
 		return -ECANCELED; /* cancelled below: stop the framer too */
 	sp->got = true;
 	sp->first_usec = clock_now_usec();
-	answer_parse(&sp->first, xml, len);
+	answer_of_envelope(&sp->first, xml, len);
 	/* Enough: cancelling inside the chunk callback is allowed; done then never fires. */
 	ews_transport_cancel(sp->call);
 	sp->call = NULL;
@@ -203,9 +194,8 @@ static void sp_on_done(void *ctx, struct ews_call *call, const struct ews_result
 	sp->done = true;
 	if (r->http_status == 200 && r->rc == 0) {
 		/* The stream ended (Closed) before a whole envelope came: as good as none. */
-		sp->end.rc = -EPROTO;
-		sp->end.http = 200;
-		(void)err_set(&sp->end.err, -EPROTO, "the stream ended without a whole envelope");
+		check_answer_fail(&sp->end, -EPROTO, 200,
+		                  "the stream ended without a whole envelope");
 		return;
 	}
 	answer_fill(&sp->end, r);
@@ -227,15 +217,12 @@ void check_stream_first(struct check *c, const struct mbx *m, const struct ews_c
 	memset(a, 0, sizeof(*a));
 	if (ews_transport_post(c->t, &o, c->req.data, c->req.len, sp_on_done, &sp, &sp.call, &err) <
 	    0) {
-		a->rc = err.code < 0 ? err.code : -EIO;
-		a->err = err;
+		check_answer_fail(a, err.code, 0, err.msg);
 	} else if (!wait_done(c, &sp.done)) {
-		a->rc = -EIO;
-		(void)err_set(&a->err, -EIO, "the transport stopped without an answer");
+		check_answer_fail(a, -EIO, 0, "the transport stopped without an answer");
 	} else if (sp.got) {
 		*a = sp.first;
 		memset(&sp.first, 0, sizeof(sp.first));
-		a->http = 200;
 		*out_first_ms = (sp.first_usec - sp.start_usec) / USEC_PER_MSEC;
 	} else {
 		*a = sp.end;

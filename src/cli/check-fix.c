@@ -7,10 +7,7 @@
  */
 #include "cli/check-int.h"
 
-#include <errno.h>
-
 #include "config/config.h"
-#include "ews/ews-errors.h"
 
 /* ---- fixes ----------------------------------------------------------------------------------- */
 
@@ -202,135 +199,149 @@ enum fix_kind {
 
 static const struct code_help {
 	const char *code;
-	enum status status;
 	enum fix_kind fix;
 	const char *meaning;
 } code_help[] = {
-	{"ErrorAccessDenied", ST_FAIL, FIX_IMPERSONATION,
+	{"ErrorAccessDenied", FIX_IMPERSONATION,
          "access denied: the service account lacks the rights for this mailbox"},
-	{"ErrorExceededConnectionCount", ST_WARN, FIX_THROTTLING,
+	{"ErrorExceededConnectionCount", FIX_THROTTLING,
          "Exchange throttled the request: too many concurrent requests on this budget "
          "(EWSMaxConcurrency, or HangingConnectionLimit for a stream)"},
-	{"ErrorExceededSubscriptionCount", ST_FAIL, FIX_THROTTLING,
+	{"ErrorExceededSubscriptionCount", FIX_THROTTLING,
          "the mailbox has reached EWSMaxSubscriptions (default 5000): stale subscriptions of "
          "another client, or of calsync under another account, must expire or be unsubscribed"},
-	{"ErrorFolderNotFound", ST_FAIL, FIX_MAILBOX,
-         "the mailbox has no calendar folder calsync may read"},
-	{"ErrorImpersonateUserDenied", ST_FAIL, FIX_IMPERSONATION,
+	{"ErrorFolderNotFound", FIX_MAILBOX, "the mailbox has no calendar folder calsync may read"},
+	{"ErrorImpersonateUserDenied", FIX_IMPERSONATION,
          "the service account may not impersonate this mailbox: it lacks the "
          "ApplicationImpersonation role, or the role's scope leaves this mailbox out"},
-	{"ErrorImpersonationDenied", ST_FAIL, FIX_IMPERSONATION,
+	{"ErrorImpersonationDenied", FIX_IMPERSONATION,
          "the service account may not impersonate anyone: it lacks the ApplicationImpersonation "
          "role (the ms-Exch-EPI-Impersonation right on the Client Access server)"},
-	{"ErrorImpersonationFailed", ST_WARN, FIX_NONE,
+	{"ErrorImpersonationFailed", FIX_NONE,
          "Exchange failed while impersonating (EWS application pool, Active Directory or trust "
          "problems); check again, and alert if it stays"},
-	{"ErrorIncorrectSchemaVersion", ST_FAIL, FIX_VERSION,
+	{"ErrorIncorrectSchemaVersion", FIX_VERSION,
          "the server does not accept the configured RequestServerVersion"},
-	{"ErrorInvalidExchangeImpersonationHeaderData", ST_FAIL, FIX_MAILBOX,
+	{"ErrorInvalidExchangeImpersonationHeaderData", FIX_MAILBOX,
          "Exchange did not accept the mailbox's identifier in the impersonation header"},
-	{"ErrorInvalidSchemaVersionForMailboxVersion", ST_FAIL, FIX_VERSION,
+	{"ErrorInvalidSchemaVersionForMailboxVersion", FIX_VERSION,
          "the mailbox's server does not accept the configured RequestServerVersion"},
-	{"ErrorInvalidServerVersion", ST_FAIL, FIX_VERSION,
+	{"ErrorInvalidServerVersion", FIX_VERSION,
          "the server does not accept the configured RequestServerVersion"},
-	{"ErrorMailboxMoveInProgress", ST_WARN, FIX_NONE,
+	{"ErrorMailboxMoveInProgress", FIX_NONE,
          "the mailbox is being moved; check it again after the move"},
-	{"ErrorNonExistentMailbox", ST_FAIL, FIX_MAILBOX,
+	{"ErrorNonExistentMailbox", FIX_MAILBOX,
          "Exchange has no mailbox with this address (a typing error, a removed mailbox, a user "
          "without a mailbox)"},
-	{"ErrorNonPrimarySmtpAddress", ST_FAIL, FIX_PRIMARY,
+	{"ErrorNonPrimarySmtpAddress", FIX_PRIMARY,
          "this is not the mailbox's primary SMTP address"},
-	{"ErrorServerBusy", ST_WARN, FIX_THROTTLING,
+	{"ErrorServerBusy", FIX_THROTTLING,
          "Exchange throttled the request (ErrorServerBusy), also after the back-off it asked for"},
-	{"ErrorSyncFolderNotFound", ST_FAIL, FIX_MAILBOX,
+	{"ErrorSyncFolderNotFound", FIX_MAILBOX,
          "the mailbox has no calendar folder calsync may read"},
-	{"ErrorTooManyObjectsOpened", ST_WARN, FIX_THROTTLING,
+	{"ErrorTooManyObjectsOpened", FIX_THROTTLING,
          "Exchange throttled the request: too many objects open for this budget"},
 };
 
-/* Adds the step for an answer that is not NoError; meaning and fix from the code. */
+/* How a step reports an answer of class cls: what the daemon retries or waits out is a warning,
+ * what it parks a mailbox or the account for is a failure. */
+static enum status status_of(enum ews_error_class cls)
+{
+	switch (cls) {
+	case EWS_ERR_CLIENT_BUG:
+	case EWS_ERR_MAILBOX_PERMANENT:
+	case EWS_ERR_ACCOUNT_PERMANENT:
+		return ST_FAIL;
+	case EWS_ERR_NONE:
+	case EWS_ERR_TRANSIENT:
+	case EWS_ERR_THROTTLED:
+	case EWS_ERR_SUBSCRIPTION_LOST:
+	case EWS_ERR_UNKNOWN:
+	default:
+		return ST_WARN;
+	}
+}
+
+/* What an answer of class cls means, for a code check_help knows nothing more about. */
+static const char *meaning_of(enum ews_error_class cls)
+{
+	switch (cls) {
+	case EWS_ERR_TRANSIENT:
+		return "a transient server problem; check again later";
+	case EWS_ERR_THROTTLED:
+		return "Exchange throttled the request";
+	case EWS_ERR_SUBSCRIPTION_LOST:
+		return "the subscription was lost at once (the daemon would subscribe again); check "
+		       "again later";
+	case EWS_ERR_CLIENT_BUG:
+		return "Exchange refused calsync's request as invalid: a calsync bug or a server "
+		       "calsync does not support; please report it with this output";
+	case EWS_ERR_MAILBOX_PERMANENT:
+		return "Exchange refuses this for the mailbox";
+	case EWS_ERR_ACCOUNT_PERMANENT:
+		return "Exchange refuses this for the service account";
+	case EWS_ERR_NONE:
+	case EWS_ERR_UNKNOWN:
+	default:
+		return "a code calsync does not expect here (the daemon treats unknown codes as "
+		       "transient)";
+	}
+}
+
+static void help_fix(const struct check *c, enum fix_kind kind, const char *mailbox, const char *op,
+                     struct fix *f)
+{
+	switch (kind) {
+	case FIX_IMPERSONATION:
+		check_fix_impersonation(c, f);
+		break;
+	case FIX_MAILBOX:
+		check_fix_mailbox(c, f, mailbox != NULL ? mailbox : "");
+		break;
+	case FIX_PRIMARY:
+		check_fix_primary(f, mailbox != NULL ? mailbox : "");
+		break;
+	case FIX_VERSION:
+		check_fix_version(f);
+		break;
+	case FIX_THROTTLING:
+		check_fix_throttling(c, f, check_str_is(op, "GetStreamingEvents"));
+		break;
+	case FIX_NONE:
+		break;
+	}
+}
+
+/*
+ * Adds the step for an answer that is not usable. The verdict decides: its class gives the
+ * status (throttling is a warning), its code the meaning and fix when check_help has them.
+ */
 void check_step_error(struct check *c, const char *name, const char *mailbox, const char *op,
                       const struct answer *a)
 {
+	const struct ews_verdict *v = &a->v;
 	struct fix f = {0};
 	const struct code_help *h = NULL;
-	enum status st;
 	const char *meaning;
 
-	if (a->rc != 0) {
-		if (a->rc == -EACCES)
-			check_fix_auth(c, &f, a->http, ROLE_EWS);
-		check_step_add(c, name, mailbox, a->rc == -EAGAIN ? ST_WARN : ST_FAIL, &f,
-		               "%s: %s%s", op, a->err.msg, a->retried);
+	if (!a->answered) {
+		if (ews_verdict_is_auth(v))
+			check_fix_auth(c, &f, v->http_status, ROLE_EWS);
+		check_step_add(c, name, mailbox, v->cls == EWS_ERR_THROTTLED ? ST_WARN : ST_FAIL,
+		               &f, "%s: %s%s", op, a->why, a->retried);
 		return;
 	}
 	for (size_t i = 0; i < sizeof(code_help) / sizeof(code_help[0]) && h == NULL; i++)
-		if (check_is_code(a, code_help[i].code))
+		if (ews_verdict_is(v, code_help[i].code))
 			h = &code_help[i];
-	if (h != NULL) {
-		st = h->status;
-		meaning = h->meaning;
-		switch (h->fix) {
-		case FIX_IMPERSONATION:
-			check_fix_impersonation(c, &f);
-			break;
-		case FIX_MAILBOX:
-			check_fix_mailbox(c, &f, mailbox != NULL ? mailbox : "");
-			break;
-		case FIX_PRIMARY:
-			check_fix_primary(&f, mailbox != NULL ? mailbox : "");
-			break;
-		case FIX_VERSION:
-			check_fix_version(&f);
-			break;
-		case FIX_THROTTLING:
-			check_fix_throttling(c, &f, check_str_is(op, "GetStreamingEvents"));
-			break;
-		case FIX_NONE:
-			break;
-		}
-	} else {
-		const struct ews_error_info *e =
-			a->code != NULL ? ews_error_lookup(a->code, strlen(a->code)) : NULL;
-		enum ews_error_class cls = e != NULL ? e->cls : EWS_ERR_UNKNOWN;
-
-		st = ST_WARN;
-		switch (cls) {
-		case EWS_ERR_TRANSIENT:
-			meaning = "a transient server problem; check again later";
-			break;
-		case EWS_ERR_THROTTLED:
-			meaning = "Exchange throttled the request";
-			break;
-		case EWS_ERR_SUBSCRIPTION_LOST:
-			meaning = "the subscription was lost at once (the daemon would subscribe "
-				  "again); check again later";
-			break;
-		case EWS_ERR_CLIENT_BUG:
-			st = ST_FAIL;
-			meaning =
-				"Exchange refused calsync's request as invalid: a calsync bug or a "
-				"server calsync does not support; please report it with this output";
-			break;
-		case EWS_ERR_MAILBOX_PERMANENT:
-			st = ST_FAIL;
-			meaning = "Exchange refuses this for the mailbox";
-			break;
-		case EWS_ERR_ACCOUNT_PERMANENT:
-			st = ST_FAIL;
-			meaning = "Exchange refuses this for the service account";
-			break;
-		case EWS_ERR_NONE:
-		case EWS_ERR_UNKNOWN:
-		default:
-			meaning =
-				"a code calsync does not expect here (the daemon treats unknown codes "
-				"as transient)";
-			break;
-		}
-	}
-	check_step_add(c, name, mailbox, st, &f, "%s: %s: %s%s%s%s%s", op,
-	               a->code != NULL ? a->code : "no ResponseCode", meaning,
-	               a->text != NULL ? " (Exchange: \"" : "", a->text != NULL ? a->text : "",
-	               a->text != NULL ? "\")" : "", a->retried);
+	meaning = h != NULL ? h->meaning : meaning_of(v->cls);
+	if (h != NULL)
+		help_fix(c, h->fix, mailbox, op, &f);
+	if (ews_verdict_is(v, "bad-response")) /* no code: the verdict's message says so */
+		check_step_add(c, name, mailbox, status_of(v->cls), &f, "%s: %s: %s%s", op, v->msg,
+		               meaning, a->retried);
+	else
+		check_step_add(c, name, mailbox, status_of(v->cls), &f, "%s: %s: %s%s%s%s%s", op,
+		               v->code, meaning, v->text[0] != '\0' ? " (Exchange: \"" : "",
+		               v->text, v->text[0] != '\0' ? "\")" : "", a->retried);
 }

@@ -32,6 +32,7 @@
 #include "ews/ews-request.h"
 #include "ews/ews-response.h"
 #include "ews/ews-transport.h"
+#include "ews/ews-verdict.h"
 
 struct cfg;
 struct cfg_warnings;
@@ -174,20 +175,19 @@ enum unbound {
 	UNBOUND_ACCEPTED = 1,   /* any other answer: IIS let the login through */
 };
 
-/* What one call brought back. The pointers into resp are borrowed from it. */
+/*
+ * What one call brought back. What it means is the verdict (ews-verdict.h), the daemon's reading
+ * of an EWS answer: check reads no answer of its own. msg points into resp.
+ */
 struct answer {
-	int rc;
-	long http;
-	struct err err;
-	bool parsed;
-	struct ews_response resp;
-	const char *code;                 /* the fault's ResponseCode or the first message's */
-	const char *text;                 /* its message */
-	const struct ews_message_xml *mx; /* its MessageXml values */
-	const struct ews_message *msg;    /* the first message, NULL for a fault */
-	char *cookie;                     /* X-BackEndOverrideCookie */
+	struct ews_verdict v;
+	struct ews_response resp; /* parsed when an answer could be read */
+	bool answered;            /* an EWS answer was read: a fault, a message, Autodiscover */
+	const struct ews_message *msg; /* the first ResponseMessage, NULL when none */
+	char why[400];                 /* v.msg, or why the answer could not be read */
+	char *cookie;                  /* X-BackEndOverrideCookie */
 	int64_t elapsed_usec;
-	char retried[120]; /* "after ErrorServerBusy, retried after 200 ms" */
+	char retried[160]; /* " (after ErrorServerBusy, retried 200 ms later)" */
 };
 
 static inline bool check_str_is(const char *a, const char *b)
@@ -285,7 +285,11 @@ void check_answer_clear(struct answer *a);
 void check_call(struct check *c, const char *op, const char *mailbox, const struct ews_call_opts *o,
                 struct answer *a);
 struct ews_header check_header(const struct check *c, const char *impersonate, bool tz_utc);
+/* Whether the call's first ResponseMessage is usable (the verdict's class NONE: NoError, or a
+ * Warning whose payload the daemon uses too). */
 bool check_answer_ok(const struct answer *a);
+/* a as a call that got no EWS answer: rc (negative errno), the HTTP status if any, why. */
+void check_answer_fail(struct answer *a, int rc, long http_status, const char *msg);
 /* POSTs c->req (GetStreamingEvents) with base's options and waits for the stream's first
  * envelope, or its failure, in *a; *out_first_ms is how long the envelope took. */
 void check_stream_first(struct check *c, const struct mbx *m, const struct ews_call_opts *base,
@@ -301,5 +305,3 @@ void check_probe_run(const struct check *c, const char *url, bool verify, bool h
 enum unbound check_ntlm_unbound_probe(const struct check *c, const char *url, struct cert *cert);
 /* "Nov 29 07:39:20 2026 GMT", as OpenSSL prints a certificate time, to UTC seconds. */
 bool check_cert_time(const char *s, int64_t *out_utc);
-/* Whether the answer's code is code, also as the inner code of an ErrorInternalServerError. */
-bool check_is_code(const struct answer *a, const char *code);

@@ -29,6 +29,75 @@
 
 /* ---- Autodiscover ---------------------------------------------------------------------------- */
 
+/* A GetUserSettings answer that gives no URL at all: adds the failing step and returns true. */
+static bool ad_refused(struct check *c, const char *ad_url, const struct answer *a)
+{
+	struct fix f = {0};
+	char *why = NULL;
+
+	if (!a->answered) {
+		if (ews_verdict_is_auth(&a->v) && a->v.http_status == 401 &&
+		    check_ntlm_over_tls(c, ad_url))
+			why = check_explain_ntlm_401(c, ad_url, a->v.http_status, ROLE_AUTODISCOVER,
+			                             &f);
+		else if (ews_verdict_is_auth(&a->v))
+			check_fix_auth(c, &f, a->v.http_status, ROLE_AUTODISCOVER);
+		check_step_add(c, "autodiscover", NULL, ST_FAIL, &f, "GetUserSettings: %s%s",
+		               why != NULL ? why : a->why, a->retried);
+		free(why);
+		return true;
+	}
+	if (a->v.cls != EWS_ERR_NONE) {
+		check_step_add(c, "autodiscover", NULL, ST_FAIL, NULL,
+		               "GetUserSettings: Autodiscover answered %s%s",
+		               a->v.origin == EWS_VERDICT_AUTODISCOVER ? a->v.code : a->v.msg,
+		               a->retried);
+		return true;
+	}
+	return false;
+}
+
+/* The URLs of one batch's users (names[i] is c->mbx[at + i], or the service account as self);
+ * first_url gets the first one found. Returns how many mailboxes got one. */
+static size_t ad_users(struct check *c, const char *const *names, size_t n, size_t at,
+                       const char *self, const struct answer *a, char first_url[256])
+{
+	size_t n_ok = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct ews_user_settings *us = NULL;
+		const char *url;
+
+		/* UserResponses come in the order of the request's Users. */
+		if (a->resp.n_users == n)
+			us = &a->resp.users[i];
+		for (size_t k = 0; us == NULL && k < a->resp.n_users; k++)
+			if (a->resp.users[k].mailbox != NULL &&
+			    strcasecmp(a->resp.users[k].mailbox, names[i]) == 0)
+				us = &a->resp.users[k];
+		url = us == NULL                     ? NULL
+		      : us->internal_ews_url != NULL ? us->internal_ews_url
+		                                     : us->external_ews_url;
+		if (us != NULL && us->error_code != NULL && strcmp(us->error_code, "NoError") != 0)
+			url = NULL;
+		if (url != NULL && first_url[0] == '\0')
+			(void)snprintf(first_url, 256, "%s", url);
+		if (self != NULL)
+			continue;
+		if (url != NULL) {
+			c->mbx[at + i].url = xstrdup(url);
+			n_ok++;
+		} else {
+			c->mbx[at + i].ad_error = check_strf(
+				"%s%s%s",
+				us != NULL && us->error_code ? us->error_code : "no EWS URL",
+				us != NULL && us->error_message ? ": " : "",
+				us != NULL && us->error_message ? us->error_message : "");
+		}
+	}
+	return n_ok;
+}
+
 bool check_autodiscover(struct check *c, const char *ad_url)
 {
 	const char *names[CHECK_AUTODISCOVER_BATCH];
@@ -62,63 +131,11 @@ bool check_autodiscover(struct check *c, const char *ad_url)
 			return false;
 		}
 		check_call(c, "GetUserSettings", NULL, &o, &a);
-		if (a.rc != 0 || !a.parsed) {
-			struct fix f = {0};
-			char *why = NULL;
-
-			if (a.rc == -EACCES && a.http == 401 && check_ntlm_over_tls(c, ad_url))
-				why = check_explain_ntlm_401(c, ad_url, a.http, ROLE_AUTODISCOVER,
-				                             &f);
-			else if (a.rc == -EACCES)
-				check_fix_auth(c, &f, a.http, ROLE_AUTODISCOVER);
-			check_step_add(c, "autodiscover", NULL, ST_FAIL, &f,
-			               "GetUserSettings: %s%s", why != NULL ? why : a.err.msg,
-			               a.retried);
-			free(why);
+		if (ad_refused(c, ad_url, &a)) {
 			check_answer_clear(&a);
 			return false;
 		}
-		if (a.resp.autodiscover_error != NULL &&
-		    strcmp(a.resp.autodiscover_error, "NoError") != 0) {
-			check_step_add(c, "autodiscover", NULL, ST_FAIL, NULL,
-			               "GetUserSettings: Autodiscover answered %s",
-			               a.resp.autodiscover_error);
-			check_answer_clear(&a);
-			return false;
-		}
-		for (size_t i = 0; i < n; i++) {
-			const struct ews_user_settings *us = NULL;
-			const char *url;
-
-			/* UserResponses come in the order of the request's Users. */
-			if (a.resp.n_users == n)
-				us = &a.resp.users[i];
-			for (size_t k = 0; us == NULL && k < a.resp.n_users; k++)
-				if (a.resp.users[k].mailbox != NULL &&
-				    strcasecmp(a.resp.users[k].mailbox, names[i]) == 0)
-					us = &a.resp.users[k];
-			url = us == NULL                     ? NULL
-			      : us->internal_ews_url != NULL ? us->internal_ews_url
-			                                     : us->external_ews_url;
-			if (us != NULL && us->error_code != NULL &&
-			    strcmp(us->error_code, "NoError") != 0)
-				url = NULL;
-			if (url != NULL && first_url[0] == '\0')
-				(void)snprintf(first_url, sizeof(first_url), "%s", url);
-			if (self != NULL)
-				continue;
-			if (url != NULL) {
-				c->mbx[at + i].url = xstrdup(url);
-				n_ok++;
-			} else {
-				c->mbx[at + i].ad_error = check_strf(
-					"%s%s%s",
-					us != NULL && us->error_code ? us->error_code
-								     : "no EWS URL",
-					us != NULL && us->error_message ? ": " : "",
-					us != NULL && us->error_message ? us->error_message : "");
-			}
-		}
+		n_ok += ad_users(c, names, n, at, self, &a, first_url);
 		check_answer_clear(&a);
 	}
 	if (first_url[0] == '\0') {
@@ -183,10 +200,85 @@ static void check_impersonation(struct check *c, const struct mbx *m, bool *out_
 	check_answer_clear(&a);
 }
 
+/* The call between Subscribe and Unsubscribe: GetStreamingEvents until its first envelope
+ * (*first_ms: how long it took), or one GetEvents from the watermark wm. */
+static void sub_middle(struct check *c, const struct mbx *m, const struct ews_header *h,
+                       const struct ews_call_opts *o, const char *id, const char *wm,
+                       struct answer *mid, int64_t *first_ms)
+{
+	struct err err = {0};
+
+	if (c->cfg->notify == CFG_NOTIFY_STREAM) {
+		const char *ids[1] = {id};
+
+		if (ews_req_get_streaming_events(h, ids, 1, 1, &c->req, &err) == 0)
+			check_stream_first(c, m, o, mid, first_ms);
+		else
+			check_answer_fail(mid, err.code, 0, err.msg);
+	} else if (wm != NULL && ews_req_get_events(h, id, wm, &c->req, &err) == 0) {
+		check_call(c, "GetEvents", m->smtp, o, mid);
+	} else {
+		check_answer_fail(mid, -EPROTO, 0,
+		                  wm == NULL ? "Subscribe gave no watermark" : err.msg);
+	}
+}
+
+/* The subscription step from the middle call's answer and Unsubscribe's. */
+static void sub_report(struct check *c, const struct mbx *m, const struct answer *mid,
+                       const struct answer *un, int64_t first_ms, bool cookie)
+{
+	bool streaming = c->cfg->notify == CFG_NOTIFY_STREAM;
+	char middle[200] = "";
+	struct fix f = {0};
+
+	if (!check_answer_ok(mid)) {
+		const char *op = streaming ? "GetStreamingEvents" : "GetEvents";
+
+		if (streaming && !mid->answered && mid->v.rc == -ETIMEDOUT) {
+			check_fix_say(
+				&f,
+				"Exchange sends the first envelope of a stream at once. A proxy, "
+				"load balancer or TLS inspection between calsync and Exchange that "
+				"buffers answers holds it back: let /EWS/Exchange.asmx pass unbuffered, "
+				"or use <advise Object=\"EwsPull\">.");
+			check_step_add(c, "subscription", m->smtp, ST_FAIL, &f,
+			               "GetStreamingEvents: no envelope within %" PRId64 " s: %s",
+			               CHECK_STREAM_IDLE_USEC / USEC_PER_SEC, mid->why);
+		} else {
+			check_step_error(c, "subscription", m->smtp, op, mid);
+		}
+	} else if (!check_answer_ok(un)) {
+		if (streaming)
+			check_fix_say(&f,
+			              "No action needed: Exchange drops a streaming subscription "
+			              "without a connection on its own (after about 30 minutes).");
+		else
+			check_fix_say(
+				&f,
+				"No action needed: the pull subscription expires on its own after "
+				"%u minutes.",
+				CHECK_PULL_TIMEOUT_MIN);
+		check_step_add(c, "subscription", m->smtp, ST_WARN, &f,
+		               "Subscribe and %s worked, but Unsubscribe failed: %s",
+		               streaming ? "GetStreamingEvents" : "GetEvents", un->why);
+	} else {
+		if (streaming)
+			(void)snprintf(middle, sizeof(middle),
+			               "GetStreamingEvents (first envelope after %" PRId64 " ms)",
+			               first_ms);
+		else
+			(void)snprintf(middle, sizeof(middle), "GetEvents");
+		check_step_add(c, "subscription", m->smtp, ST_OK, NULL,
+		               "%s subscription: Subscribe, %s, Unsubscribe%s",
+		               streaming ? "streaming" : "pull", middle,
+		               cookie ? " (with the affinity cookie Subscribe set)" : "");
+	}
+}
+
+/* Subscribe, the middle call, Unsubscribe (whatever happened in between). */
 static void check_subscription(struct check *c, const struct mbx *m)
 {
 	bool streaming = c->cfg->notify == CFG_NOTIFY_STREAM;
-	const char *kind = streaming ? "streaming" : "pull";
 	struct ews_header h = check_header(c, m->smtp, false);
 	struct ews_subscribe s = {.streaming = streaming,
 	                          .timeout_min = streaming ? 0 : CHECK_PULL_TIMEOUT_MIN};
@@ -194,14 +286,12 @@ static void check_subscription(struct check *c, const struct mbx *m)
 		.url = m->url, .anchor_mailbox = m->smtp, .prefer_affinity = true};
 	struct answer a;
 	struct answer mid = {0};
-	struct answer un;
+	struct answer un = {0};
 	struct err err = {0};
 	char *id = NULL;
 	char *wm = NULL;
 	char *cookie = NULL;
 	int64_t first_ms = -1;
-	char middle[200] = "";
-	struct fix f = {0};
 
 	if (ews_req_subscribe(&h, &s, &c->req, &err) < 0) {
 		check_step_add(c, "subscription", m->smtp, ST_FAIL, NULL, "%s", err.msg);
@@ -211,7 +301,8 @@ static void check_subscription(struct check *c, const struct mbx *m)
 	if (!check_answer_ok(&a) || a.msg->subscription_id == NULL) {
 		if (check_answer_ok(&a))
 			check_step_add(c, "subscription", m->smtp, ST_FAIL, NULL,
-			               "Subscribe (%s): NoError without a SubscriptionId", kind);
+			               "Subscribe (%s): NoError without a SubscriptionId",
+			               streaming ? "streaming" : "pull");
 		else
 			check_step_error(c, "subscription", m->smtp,
 			                 streaming ? "Subscribe (streaming)" : "Subscribe (pull)",
@@ -225,76 +316,12 @@ static void check_subscription(struct check *c, const struct mbx *m)
 	check_answer_clear(&a);
 	/* The rest goes to the mailbox server that holds the subscription (EWS-REFERENCE 4.4). */
 	o.backend_cookie = cookie;
-
-	if (streaming) {
-		const char *ids[1] = {id};
-
-		if (ews_req_get_streaming_events(&h, ids, 1, 1, &c->req, &err) == 0) {
-			check_stream_first(c, m, &o, &mid, &first_ms);
-		} else {
-			mid.rc = err.code;
-			mid.err = err;
-		}
-	} else if (wm != NULL && ews_req_get_events(&h, id, wm, &c->req, &err) == 0) {
-		check_call(c, "GetEvents", m->smtp, &o, &mid);
-	} else {
-		mid.rc = -EPROTO;
-		(void)err_set(&mid.err, -EPROTO, "%s",
-		              wm == NULL ? "Subscribe gave no watermark" : err.msg);
-	}
-
-	/* Unsubscribe whatever happened in between. */
-	memset(&un, 0, sizeof(un));
-	if (ews_req_unsubscribe(&h, id, &c->req, &err) == 0) {
+	sub_middle(c, m, &h, &o, id, wm, &mid, &first_ms);
+	if (ews_req_unsubscribe(&h, id, &c->req, &err) == 0)
 		check_call(c, "Unsubscribe", m->smtp, &o, &un);
-	} else {
-		un.rc = err.code;
-		un.err = err;
-	}
-
-	if (!check_answer_ok(&mid)) {
-		const char *op = streaming ? "GetStreamingEvents" : "GetEvents";
-
-		if (streaming && mid.rc == -ETIMEDOUT) {
-			check_fix_say(
-				&f,
-				"Exchange sends the first envelope of a stream at once. A proxy, "
-				"load balancer or TLS inspection between calsync and Exchange that "
-				"buffers answers holds it back: let /EWS/Exchange.asmx pass unbuffered, "
-				"or use <advise Object=\"EwsPull\">.");
-			check_step_add(c, "subscription", m->smtp, ST_FAIL, &f,
-			               "GetStreamingEvents: no envelope within %" PRId64 " s: %s",
-			               CHECK_STREAM_IDLE_USEC / USEC_PER_SEC, mid.err.msg);
-		} else {
-			check_step_error(c, "subscription", m->smtp, op, &mid);
-		}
-	} else if (!check_answer_ok(&un)) {
-		if (streaming)
-			check_fix_say(&f,
-			              "No action needed: Exchange drops a streaming subscription "
-			              "without a connection on its own (after about 30 minutes).");
-		else
-			check_fix_say(
-				&f,
-				"No action needed: the pull subscription expires on its own after "
-				"%u minutes.",
-				CHECK_PULL_TIMEOUT_MIN);
-		check_step_add(c, "subscription", m->smtp, ST_WARN, &f,
-		               "Subscribe and %s worked, but Unsubscribe failed: %s%s%s",
-		               streaming ? "GetStreamingEvents" : "GetEvents",
-		               un.code != NULL ? un.code : un.err.msg, un.text != NULL ? ": " : "",
-		               un.text != NULL ? un.text : "");
-	} else {
-		if (streaming)
-			(void)snprintf(middle, sizeof(middle),
-			               "GetStreamingEvents (first envelope after %" PRId64 " ms)",
-			               first_ms);
-		else
-			(void)snprintf(middle, sizeof(middle), "GetEvents");
-		check_step_add(c, "subscription", m->smtp, ST_OK, NULL,
-		               "%s subscription: Subscribe, %s, Unsubscribe%s", kind, middle,
-		               cookie != NULL ? " (with the affinity cookie Subscribe set)" : "");
-	}
+	else
+		check_answer_fail(&un, err.code, 0, err.msg);
+	sub_report(c, m, &mid, &un, first_ms, cookie != NULL);
 	check_answer_clear(&mid);
 	check_answer_clear(&un);
 	free(id);

@@ -6,7 +6,6 @@
  */
 #include "cli/check-int.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 
@@ -19,57 +18,72 @@
 #define EX_DEFAULT_HANGING_LIMIT     10
 #define EX_DEFAULT_MAX_SUBSCRIPTIONS 5000
 
-/*
- * Notes a throttling answer, if a is one. Returns how long to wait before one retry, or -1
- * when a is not a throttling answer worth retrying.
- */
-int64_t check_throttle_note(struct check *c, const char *op, const char *mailbox,
-                            const struct answer *a)
+/* The pause the server asked for (BackOffMilliseconds, else Retry-After), else 1 s. */
+static int64_t hint(const struct ews_verdict *v)
 {
-	struct throttle *t = &c->thr;
-	int64_t back = -1;
-	const char *what = NULL;
-	int64_t limit = a->mx != NULL ? a->mx->max_concurrency_limit : -1;
+	return v->back_off_ms >= 0 ? v->back_off_ms : CHECK_DEFAULT_BACK_OFF_MS;
+}
 
-	if (a->http != 0 && a->rc != -EACCES)
-		c->answers++; /* Exchange, not IIS's 401, answered */
-	if (a->rc == -EAGAIN) {
+/* Which throttling answer the verdict v is, counted in t: its name for the report, NULL when
+ * it is none; *back is the pause before one retry, -1 for none. */
+static const char *classify(struct throttle *t, const char *op, const struct ews_verdict *v,
+                            int64_t *back)
+{
+	int64_t limit = v->max_concurrency_limit;
+
+	*back = -1;
+	if (ews_verdict_is(v, "http-503")) {
 		t->other++;
-		what = "HTTP 503";
-		back = CHECK_DEFAULT_BACK_OFF_MS;
-	} else if (check_is_code(a, "ErrorServerBusy")) {
-		int64_t ms = a->mx != NULL ? a->mx->back_off_ms : -1;
-
+		*back = hint(v);
+		return "HTTP 503";
+	}
+	if (ews_verdict_is(v, "ErrorServerBusy")) {
 		t->server_busy++;
-		if (ms > t->max_back_off_ms)
-			t->max_back_off_ms = ms;
-		what = "ErrorServerBusy";
-		back = ms < 0 ? CHECK_DEFAULT_BACK_OFF_MS : ms;
-	} else if (check_is_code(a, "ErrorExceededConnectionCount")) {
+		if (v->back_off_ms > t->max_back_off_ms)
+			t->max_back_off_ms = v->back_off_ms;
+		*back = hint(v);
+		return "ErrorServerBusy";
+	}
+	if (ews_verdict_is(v, "ErrorExceededConnectionCount")) {
 		if (check_str_is(op, "GetStreamingEvents")) {
 			t->hanging++;
 			if (limit >= 0)
 				t->hanging_limit = limit;
-			what = "ErrorExceededConnectionCount (HangingConnectionLimit)";
-		} else {
-			t->concurrency++;
-			if (limit >= 0)
-				t->concurrency_limit = limit;
-			what = "ErrorExceededConnectionCount (EWSMaxConcurrency)";
-			back = CHECK_DEFAULT_BACK_OFF_MS;
+			return "ErrorExceededConnectionCount (HangingConnectionLimit)";
 		}
-	} else if (check_is_code(a, "ErrorExceededSubscriptionCount")) {
+		t->concurrency++;
+		if (limit >= 0)
+			t->concurrency_limit = limit;
+		*back = CHECK_DEFAULT_BACK_OFF_MS;
+		return "ErrorExceededConnectionCount (EWSMaxConcurrency)";
+	}
+	if (ews_verdict_is(v, "ErrorExceededSubscriptionCount")) {
 		t->subscriptions++;
-		what = "ErrorExceededSubscriptionCount (EWSMaxSubscriptions)";
-	} else if (check_is_code(a, "ErrorTooManyObjectsOpened")) {
+		return "ErrorExceededSubscriptionCount (EWSMaxSubscriptions)";
+	}
+	if (v->cls == EWS_ERR_THROTTLED) { /* ErrorTooManyObjectsOpened and the like */
 		t->other++;
-		what = "ErrorTooManyObjectsOpened";
-		back = CHECK_DEFAULT_BACK_OFF_MS;
-	} else if (limit >= 0) {
+		*back = hint(v);
+		return v->code;
+	}
+	if (limit >= 0) {
 		t->concurrency++;
 		t->concurrency_limit = limit;
-		what = "MaxConcurrencyLimit";
+		return "MaxConcurrencyLimit";
 	}
+	return NULL;
+}
+
+int64_t check_throttle_note(struct check *c, const char *op, const char *mailbox,
+                            const struct answer *a)
+{
+	struct throttle *t = &c->thr;
+	int64_t back;
+	const char *what;
+
+	if (a->v.http_status != 0 && !ews_verdict_is_auth(&a->v))
+		c->answers++; /* Exchange, not IIS's 401, answered */
+	what = classify(t, op, &a->v, &back);
 	if (what != NULL && t->first[0] == '\0')
 		(void)snprintf(t->first, sizeof(t->first), "%s on %s%s%s", what, op,
 		               mailbox != NULL ? " for " : "", mailbox != NULL ? mailbox : "");
