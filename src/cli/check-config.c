@@ -11,8 +11,6 @@
 #include "base/xalloc.h"
 #include "config/config.h"
 
-/* ---- config ---------------------------------------------------------------------------------- */
-
 /* "DC=contoso,DC=example" from the service account's or the first mailbox's domain. */
 char *check_domain_dn(const struct check *c)
 {

@@ -12,7 +12,7 @@
  *   check-auth.c      auth-methods, authentication, Extended Protection, ews-version
  *   check-mailbox.c   Autodiscover, impersonation (calendar read), subscription round trip
  *   check-throttle.c  throttling answers seen during the run, and the throttling step
- *   check-call.c      one EWS call on the daemon's transport, run to completion
+ *   check-call.c      one EWS call on the daemon's transport and reader, and its verdict
  *   check-probe.c     the libcurl probes the transport cannot make (offers, certificate)
  */
 #pragma once
@@ -50,6 +50,7 @@ struct cfg_warnings;
 
 #define DAY_SEC INT64_C(86400)
 
+/* A step's outcome; the exit status is 1 when one step is ST_FAIL. */
 enum status {
 	ST_OK = 0,
 	ST_WARN,
@@ -68,6 +69,8 @@ struct fix {
 	size_t n;
 };
 
+/* The one finding type: every step of every file adds these (check_step_add), and
+ * check-report.c alone prints them. */
 struct step {
 	const char *name; /* static */
 	char *mailbox;    /* NULL: not about one mailbox */
@@ -98,7 +101,7 @@ struct throttle {
 	unsigned hanging; /* ErrorExceededConnectionCount on GetStreamingEvents */
 	int64_t hanging_limit;
 	unsigned subscriptions; /* ErrorExceededSubscriptionCount */
-	unsigned other;         /* ErrorTooManyObjectsOpened, HTTP 503 */
+	unsigned other;         /* ErrorTooManyObjectsOpened, other throttled codes, HTTP 503 */
 	char first[160];        /* the first one: "ErrorServerBusy on FindItem for a@b" */
 };
 

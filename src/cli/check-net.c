@@ -28,8 +28,6 @@
 #define X509_ERR_UNABLE_TO_VERIFY_LEAF      21
 #define X509_ERR_HOSTNAME_MISMATCH          62
 
-/* ---- DNS, TCP, TLS, the methods offered ------------------------------------------------------ */
-
 static bool step_dns(struct check *c, const struct url_parts *u, enum role role)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
