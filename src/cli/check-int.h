@@ -222,6 +222,8 @@ void check_progress(struct check *c, size_t done, const char *next);
 /* Prints the summary line, or the JSON document; returns status (EXIT_FAILURE when the JSON
  * cannot be written). */
 int check_finish(struct check *c, int status);
+/* Frees the steps and the record of printed fixes. */
+void check_report_clear(struct check *c);
 
 /* ---- check-fix.c: fixes and what EWS codes mean ---- */
 

@@ -317,3 +317,20 @@ int check_finish(struct check *c, int status)
 	                               : "failed");
 	return status;
 }
+
+void check_report_clear(struct check *c)
+{
+	for (size_t i = 0; i < c->n_steps; i++) {
+		free(c->steps[i].mailbox);
+		free(c->steps[i].detail);
+		check_fix_clear(&c->steps[i].fix);
+	}
+	free(c->steps);
+	for (size_t i = 0; i < c->n_printed_fixes; i++)
+		free(c->printed_fixes[i]);
+	free(c->printed_fixes);
+	c->steps = NULL;
+	c->n_steps = 0;
+	c->printed_fixes = NULL;
+	c->n_printed_fixes = 0;
+}

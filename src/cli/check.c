@@ -180,13 +180,52 @@ static void run_checks(struct check *c)
 	free(ad_url);
 }
 
+/* The transport every EWS request of the check goes through, on c's private loop. */
+static int open_transport(struct check *c, const struct cfg *cfg, struct err *err)
+{
+	struct ews_transport_opts topts = {
+		.auth = cfg->auth,
+		.user = cfg->user,
+		.password = cfg->password,
+		.token = cfg->token,
+		.ca_file = cfg->ca_file,
+		.insecure_skip_tls_verify = cfg->insecure_skip_tls_verify,
+		.connect_timeout_usec = CHECK_CONNECT_TIMEOUT_USEC,
+		.timeout_usec = CHECK_CALL_TIMEOUT_USEC,
+		.max_host_connections = 4,
+		.max_total_connections = 8,
+	};
+
+	(void)uv_loop_init(&c->loop);
+	c->loop_ready = true;
+	return ews_transport_new(&c->loop, &topts, &c->t, err);
+}
+
+static void check_clear(struct check *c)
+{
+	ews_transport_free(c->t);
+	if (c->loop_ready) {
+		(void)uv_run(&c->loop, UV_RUN_DEFAULT);
+		(void)uv_loop_close(&c->loop);
+	}
+	check_report_clear(c);
+	for (size_t i = 0; i < c->n_mbx; i++) {
+		free(c->mbx[i].url);
+		free(c->mbx[i].ad_error);
+	}
+	free(c->mbx);
+	free(c->account);
+	free(c->dc);
+	free(c->ews_url);
+	buf_free(&c->req);
+}
+
 int check_main(int argc, char **argv)
 {
 	struct check c = {0};
 	struct args args = {0};
 	struct cfg *cfg = NULL;
 	struct cfg_warnings warnings = {0};
-	struct ews_transport_opts topts = {0};
 	struct err err = {0};
 	int status = 0;
 	int rc;
@@ -208,23 +247,8 @@ int check_main(int argc, char **argv)
 		printf("calsync check: %s\n", c.cfg_path);
 
 	rc = cfg_load(args.path, &cfg, &warnings, &err);
-	if (rc == 0) {
-		topts = (struct ews_transport_opts){
-			.auth = cfg->auth,
-			.user = cfg->user,
-			.password = cfg->password,
-			.token = cfg->token,
-			.ca_file = cfg->ca_file,
-			.insecure_skip_tls_verify = cfg->insecure_skip_tls_verify,
-			.connect_timeout_usec = CHECK_CONNECT_TIMEOUT_USEC,
-			.timeout_usec = CHECK_CALL_TIMEOUT_USEC,
-			.max_host_connections = 4,
-			.max_total_connections = 8,
-		};
-		(void)uv_loop_init(&c.loop);
-		c.loop_ready = true;
-		rc = ews_transport_new(&c.loop, &topts, &c.t, &err);
-	}
+	if (rc == 0)
+		rc = open_transport(&c, cfg, &err);
 	if (rc != 0) {
 		struct fix f = {0};
 
@@ -257,29 +281,7 @@ int check_main(int argc, char **argv)
 			status = EXIT_CHECK_FAILED;
 	status = check_finish(&c, status);
 out:
-	ews_transport_free(c.t);
-	if (c.loop_ready) {
-		(void)uv_run(&c.loop, UV_RUN_DEFAULT);
-		(void)uv_loop_close(&c.loop);
-	}
-	for (size_t i = 0; i < c.n_steps; i++) {
-		free(c.steps[i].mailbox);
-		free(c.steps[i].detail);
-		check_fix_clear(&c.steps[i].fix);
-	}
-	free(c.steps);
-	for (size_t i = 0; i < c.n_printed_fixes; i++)
-		free(c.printed_fixes[i]);
-	free(c.printed_fixes);
-	for (size_t i = 0; i < c.n_mbx; i++) {
-		free(c.mbx[i].url);
-		free(c.mbx[i].ad_error);
-	}
-	free(c.mbx);
-	free(c.account);
-	free(c.dc);
-	free(c.ews_url);
-	buf_free(&c.req);
+	check_clear(&c);
 	cfg_warnings_clear(&warnings);
 	cfg_free(cfg);
 	free(args.mailboxes);
