@@ -108,8 +108,9 @@ void ews_verdict_read(const struct ews_verdict_in *in, struct ews_verdict *out);
 /*
  * A finished buffered call: parses r's body into *resp when r->rc is 0 (resp is zeroed first
  * and is the caller's to ews_response_clear() either way) and reads the verdict into *out.
- * retry_after is the call's Retry-After header, or NULL (struct ews_result does not carry it
- * yet). This is what the daemon's classify() did.
+ * retry_after overrides the call's Retry-After header; NULL takes r->retry_after, the header
+ * the transport captured, which is what a caller normally wants. This is what the daemon's
+ * classify() did.
  */
 void ews_verdict_of_result(const struct ews_result *r, const char *retry_after,
                            struct ews_response *resp, struct ews_verdict *out);
