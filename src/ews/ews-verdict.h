@@ -4,7 +4,7 @@
  * the HTTP status, a Retry-After) and the parsed response or SOAP fault, says what the answer
  * means for the caller: the class of ews-errors.h that decides the reaction (none, transient,
  * throttled, subscription lost, mailbox or account permanent, client bug, unknown), the
- * table's flags for what to do besides (re-read, rediscover, version down, ...), the server's
+ * table's flags for what to do besides (re-read, rediscover, fix the version, ...), the server's
  * back-off hint, and the code and reason to report. It is meant for both the daemon and
  * `calsync check` (which each had a reading of their own), so that they cannot disagree.
  * Pure: no I/O, no clock.
