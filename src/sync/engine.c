@@ -132,6 +132,7 @@ struct mb {
 	size_t n_page_items;
 	unsigned pages;
 	int64_t read_start_utc, read_end_utc, page_start_utc;
+	unsigned page_max; /* MaxEntriesReturned, 0 = none; SHRINK lowers it for good */
 
 	bool has_presence;
 	struct store_presence presence;
@@ -1081,11 +1082,23 @@ static void mb_failed(struct mb *mb, enum action act, const struct verdict *v)
 	int64_t now = clock_now_usec();
 	static const char *const act_names[] = {"-",    "Autodiscover", "Subscribe",
 	                                        "read", "GetEvents",    "Unsubscribe"};
+	char why[sizeof(v->msg) + 192];
+	enum ews_error_class cls = v->cls;
 
+	snprintf(why, sizeof(why), "%s", v->msg);
+	if (v->flags & EWS_ERRF_FIX_VERSION) {
+		/* Only the configuration fixes it: park (a reload retries parked mailboxes now). */
+		snprintf(
+			why, sizeof(why),
+			"%s (RequestServerVersion %s refused: set <ews version=\"...\"> to one the "
+			"server accepts, see calsync check, then reload)",
+			v->msg, e->cfg->server_version);
+		cls = EWS_ERR_MAILBOX_PERMANENT;
+	}
 	mb->failures++;
 	if (!(v->cls == EWS_ERR_SUBSCRIPTION_LOST && (v->flags & EWS_ERRF_KEEP_SUBSCRIPTION)))
-		record_error(e, mb->smtp, act_names[act], v->msg);
-	switch (v->cls) {
+		record_error(e, mb->smtp, act_names[act], why);
+	switch (cls) {
 	case EWS_ERR_THROTTLED:
 		e->stats.throttled++;
 		mb->not_before_usec = now + (v->back_off_ms > 0 ? v->back_off_ms * 1000
@@ -1103,7 +1116,7 @@ static void mb_failed(struct mb *mb, enum action act, const struct verdict *v)
 		}
 		break;
 	case EWS_ERR_MAILBOX_PERMANENT:
-		mb_set_state(mb, STORE_MB_PARKED, v->msg);
+		mb_set_state(mb, STORE_MB_PARKED, why);
 		mb->not_before_usec = now + jitter(e, SYNC_PARKED_RETRY_USEC);
 		mb->needs |= NEED_SUBSCRIBE | NEED_READ;
 		mb->needs &= ~NEED_POLL;
@@ -1125,6 +1138,12 @@ static void mb_failed(struct mb *mb, enum action act, const struct verdict *v)
 		mb->needs |= NEED_DISCOVER;
 	if ((v->flags & EWS_ERRF_RESYNC) && v->cls != EWS_ERR_MAILBOX_PERMANENT)
 		mb->needs |= NEED_READ;
+	if ((v->flags & EWS_ERRF_SHRINK) && act == ACT_READ) {
+		/* The answer was too big (EWSFindCountLimit, a timeout): smaller pages from now. */
+		mb->page_max = ews_error_shrink_entries(mb->page_max);
+		log_info("%s: read: %s; CalendarView pages of %u from now", mb->smtp, v->code,
+		         mb->page_max);
+	}
 }
 
 static void mb_succeeded(struct mb *mb)
@@ -1214,6 +1233,7 @@ static int start_read_page(struct mb *mb, struct err *err)
 	struct ews_find_calendar fc = {
 		.start_utc = mb->page_start_utc,
 		.end_utc = mb->read_end_utc,
+		.max_entries = mb->page_max,
 	};
 	int rc;
 
