@@ -196,9 +196,7 @@ struct sync_engine {
 	size_t in_flight;
 	size_t account_in_flight; /* requests on the service account's own budget */
 
-	int64_t clock_offset_sec;
-	bool clock_frozen;
-	int64_t frozen_utc;
+	struct cs_clock clock; /* calendar time; zeroed: the real clock */
 
 	bool started;
 	bool stopping;
@@ -319,15 +317,10 @@ static void replace_str(char **dst, const char *src)
 	*dst = src ? xstrdup(src) : NULL;
 }
 
-/* Calendar time in milliseconds: the real clock, or the test clock. */
+/* Calendar time in milliseconds: the injected clock (sync_engine_set_clock), by default real. */
 static int64_t now_ms(const struct sync_engine *e)
 {
-	struct timespec ts;
-
-	if (e->clock_frozen)
-		return e->frozen_utc * MSEC;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * MSEC + ts.tv_nsec / 1000000 + e->clock_offset_sec * MSEC;
+	return clock_now_ms(&e->clock);
 }
 
 int64_t sync_engine_now_utc(const struct sync_engine *e)
@@ -1753,7 +1746,7 @@ static void arm_presence_timer(struct mb *mb)
 	int64_t next = mb->has_presence ? mb->presence.next_change_utc : 0;
 
 	uv_timer_stop(&mb->presence_timer);
-	if (!mb->has_presence || next <= 0 || next == PRESENCE_NEVER || e->clock_frozen)
+	if (!mb->has_presence || next <= 0 || next == PRESENCE_NEVER || clock_frozen(&e->clock))
 		return;
 	{
 		int64_t delay_ms = next * MSEC - now_ms(e);
@@ -2510,7 +2503,7 @@ static void arm_day_timer(struct sync_engine *e)
 	int64_t ms = now_ms(e);
 	int64_t next = (ms / (DAY_SEC * MSEC) + 1) * DAY_SEC * MSEC;
 
-	if (e->clock_frozen)
+	if (clock_frozen(&e->clock))
 		return;
 	uv_timer_start(&e->day_timer, on_day_timer, (uint64_t)(next - ms) + 1000, 0);
 }
@@ -2681,12 +2674,9 @@ int sync_engine_reload(struct sync_engine *e, const struct cfg *cfg, struct err 
 	return 0;
 }
 
-void sync_engine_set_clock(struct sync_engine *e, int64_t offset_sec, bool frozen,
-                           int64_t frozen_utc)
+void sync_engine_set_clock(struct sync_engine *e, const struct cs_clock *clock)
 {
-	e->clock_offset_sec = offset_sec;
-	e->clock_frozen = frozen;
-	e->frozen_utc = frozen_utc;
+	e->clock = clock != NULL ? *clock : (struct cs_clock){0};
 	if (!e->started)
 		return;
 	for (size_t i = 0; i < e->n_mbs; i++)
