@@ -77,7 +77,10 @@ void sync_sched_next(const struct sync_sched_in *in, int64_t now_usec, struct sy
 			step = SYNC_STEP_POLL;
 		}
 	}
-	if (in->safety_due_usec != 0 && in->safety_due_usec < due) {
+	/* A refresh already due here has a read pending (above), which is the refresh: only a
+	 * future one is a time to wake for. A past due time would fire the timer at once, over and
+	 * over, until the pending read came due. */
+	if (in->safety_due_usec > now_usec && in->safety_due_usec < due) {
 		due = in->safety_due_usec;
 		step = SYNC_STEP_READ;
 	}

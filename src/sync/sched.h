@@ -65,7 +65,8 @@ struct sync_sched_out {
  * back-off defers everything; then unsubscribe, Autodiscover and subscribe are queued at once
  * (bulk), a due read (urgent when it follows a notification) or a due poll (urgent) is queued,
  * and otherwise the timer waits for the earliest of the pending read, the poll and the safety
- * refresh; a read wins a tie.
+ * refresh (a refresh already due is the pending read); a read wins a tie. A timer's due_usec is
+ * always in the future.
  */
 void sync_sched_next(const struct sync_sched_in *in, int64_t now_usec, struct sync_sched_out *out);
 

@@ -285,6 +285,28 @@ TEST(refresh_due_with_read_already_due)
 	CHECK(!o.safety_read);
 }
 
+TEST(refresh_overdue_while_read_waits)
+{
+	struct sync_sched_in in = idle();
+	struct sync_sched_out o;
+
+	/* The refresh came due during a notification's debounce. The pending read is the refresh
+	 * (it re-arms the refresh when it finishes), so the timer waits for the read: a due time in
+	 * the past would fire the timer at once, again and again, until the read is due. */
+	in.needs = SYNC_NEED_READ;
+	in.read_due_usec = NOW + 2 * SEC;
+	in.read_urgent = true;
+	in.safety_due_usec = NOW - SEC;
+	o = next(&in);
+	CHECK_WAIT(o, SYNC_STEP_READ, NOW + 2 * SEC);
+	CHECK(!o.safety_read);
+	/* Due exactly now counts as overdue too; with a poll later than the read, still the read. */
+	in.needs |= SYNC_NEED_POLL;
+	in.poll_due_usec = NOW + 5 * SEC;
+	in.safety_due_usec = NOW;
+	CHECK_WAIT(next(&in), SYNC_STEP_READ, NOW + 2 * SEC);
+}
+
 TEST(setup_steps_before_refresh)
 {
 	struct sync_sched_in in = idle();
@@ -332,6 +354,66 @@ TEST(new_pull_mailbox_with_stored_subscription)
 	CHECK_EQ(sync_sched_start(&in), SYNC_STEP_POLL);
 }
 
+/* The invariants of one decision (see below); the number broken. */
+static int broken(const struct sync_sched_in *in)
+{
+	struct sync_sched_out o = next(in);
+	enum sync_step st = sync_sched_start(in);
+	int bad = 0;
+
+	if (o.ready ? o.due_usec != NOW : o.due_usec != NONE && o.due_usec <= NOW)
+		bad++;
+	if ((o.step == SYNC_STEP_NONE) != (o.due_usec == NONE))
+		bad++;
+	if (in->stopping && o.step != SYNC_STEP_NONE && o.step != SYNC_STEP_UNSUBSCRIBE)
+		bad++;
+	if (o.safety_read && !(o.ready && o.step == SYNC_STEP_READ))
+		bad++;
+	/* The steps are in order of importance: a queued mailbox starts its step or a more
+	 * important one (a safety read is not a need yet when sync_sched_start looks). */
+	if (o.ready && !o.safety_read && (st == SYNC_STEP_NONE || st > o.step))
+		bad++;
+	return bad;
+}
+
+/*
+ * Invariants over every combination of needs, flags and due times around now: a timer is never
+ * armed for the past (it would fire at once, forever), a queued decision is due now, a stopping
+ * mailbox only ever unsubscribes, and a queued mailbox starts the step it was queued for or a
+ * more important need.
+ */
+TEST(invariants_over_all_states)
+{
+	static const int64_t offsets[] = {-SEC, 0, SEC, 2 * SEC};
+	int bad = 0;
+
+	/* needs (32) x started, stopping, read_urgent (8) x not_before, read, poll (4 each) x
+	 * safety (0, or 4 offsets). */
+	for (unsigned i = 0; i < 32u * 8 * 4 * 4 * 4 * 5; i++) {
+		unsigned k = i;
+		struct sync_sched_in in = {0};
+		unsigned flags, sd;
+
+		in.needs = k % 32;
+		k /= 32;
+		flags = k % 8;
+		k /= 8;
+		in.started = flags & 1;
+		in.stopping = flags & 2;
+		in.read_urgent = flags & 4;
+		in.not_before_usec = NOW + offsets[k % 4];
+		k /= 4;
+		in.read_due_usec = NOW + offsets[k % 4];
+		k /= 4;
+		in.poll_due_usec = NOW + offsets[k % 4];
+		k /= 4;
+		sd = k % 5;
+		in.safety_due_usec = sd == 0 ? 0 : NOW + offsets[sd - 1];
+		bad += broken(&in);
+	}
+	CHECK_EQ(bad, 0);
+}
+
 TEST(step_names)
 {
 	CHECK_STREQ(sync_step_name(SYNC_STEP_NONE), "none");
@@ -363,9 +445,11 @@ int main(void)
 	RUN(refresh_due_becomes_a_read);
 	RUN(refresh_not_scheduled_or_not_due);
 	RUN(refresh_due_with_read_already_due);
+	RUN(refresh_overdue_while_read_waits);
 	RUN(setup_steps_before_refresh);
 	RUN(initial_needs);
 	RUN(new_pull_mailbox_with_stored_subscription);
+	RUN(invariants_over_all_states);
 	RUN(step_names);
 	return harness_done();
 }
