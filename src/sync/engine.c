@@ -55,6 +55,7 @@
 #include "sync/convert.h"
 #include "sync/output.h"
 #include "sync/rules.h"
+#include "sync/sched.h"
 
 #define DAY_SEC INT64_C(86400)
 #define MSEC    INT64_C(1000)
@@ -72,12 +73,13 @@
 /* Back-off after errors that need an admin (account-level, our own request refused). */
 #define SLOW_RETRY_USEC INT64_C(300000000)
 
+/* The needs are sync/sched.h's: mb->needs is handed to sync_sched_*() as it is. */
 enum need {
-	NEED_DISCOVER = 1u << 0,
-	NEED_SUBSCRIBE = 1u << 1,
-	NEED_READ = 1u << 2,
-	NEED_POLL = 1u << 3,
-	NEED_UNSUBSCRIBE = 1u << 4,
+	NEED_DISCOVER = SYNC_NEED_DISCOVER,
+	NEED_SUBSCRIBE = SYNC_NEED_SUBSCRIBE,
+	NEED_READ = SYNC_NEED_READ,
+	NEED_POLL = SYNC_NEED_POLL,
+	NEED_UNSUBSCRIBE = SYNC_NEED_UNSUBSCRIBE,
 };
 
 enum action {
@@ -197,9 +199,7 @@ struct sync_engine {
 	size_t in_flight;
 	size_t account_in_flight; /* requests on the service account's own budget */
 
-	int64_t clock_offset_sec;
-	bool clock_frozen;
-	int64_t frozen_utc;
+	struct cs_clock clock; /* calendar time; zeroed: the real clock */
 
 	bool started;
 	bool stopping;
@@ -320,15 +320,10 @@ static void replace_str(char **dst, const char *src)
 	*dst = src ? xstrdup(src) : NULL;
 }
 
-/* Calendar time in milliseconds: the real clock, or the test clock. */
+/* Calendar time in milliseconds: the injected clock (sync_engine_set_clock), by default real. */
 static int64_t now_ms(const struct sync_engine *e)
 {
-	struct timespec ts;
-
-	if (e->clock_frozen)
-		return e->frozen_utc * MSEC;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * MSEC + ts.tv_nsec / 1000000 + e->clock_offset_sec * MSEC;
+	return clock_now_ms(&e->clock);
 }
 
 int64_t sync_engine_now_utc(const struct sync_engine *e)
@@ -467,66 +462,45 @@ static void arm_work_timer(struct mb *mb, int64_t due_usec)
 	uv_timer_start(&mb->work_timer, on_work_timer, usec_to_ms(due_usec - now), 0);
 }
 
+/* The mailbox as sync/sched.c's pure decisions see it. */
+static void mb_sched_in(const struct mb *mb, struct sync_sched_in *in)
+{
+	*in = (struct sync_sched_in){
+		.needs = mb->needs,
+		.started = mb->e->started,
+		.stopping = mb->e->stopping || mb->removed,
+		.not_before_usec = mb->not_before_usec,
+		.read_due_usec = mb->read_due_usec,
+		.read_urgent = mb->read_urgent,
+		.poll_due_usec = mb->poll_due_usec,
+		.safety_due_usec = mb->safety_due_usec,
+	};
+}
+
 /*
- * Decides what the mailbox does next: queues it for the most important due need, or arms its
- * timer for the first need that becomes due. Safe to call any time.
+ * Does what sync_sched_next decides: queues the mailbox for its most important due need, or
+ * arms its timer for the first need that becomes due. Safe to call any time.
  */
 static void mb_kick(struct mb *mb)
 {
-	struct sync_engine *e = mb->e;
 	int64_t now = clock_now_usec();
-	int64_t due = INT64_MAX;
+	struct sync_sched_in in;
+	struct sync_sched_out out;
 
 	if (mb->action != ACT_NONE || mb->queued || mb->closing)
 		return;
 	uv_timer_stop(&mb->work_timer);
-	if (e->stopping || mb->removed) {
-		if (mb->needs & NEED_UNSUBSCRIBE)
-			enqueue(mb, Q_BULK);
-		return;
-	}
-	if (!e->started)
-		return;
-	if (now < mb->not_before_usec) {
-		arm_work_timer(mb, mb->not_before_usec);
-		return;
-	}
-	if (mb->needs & NEED_UNSUBSCRIBE) {
-		enqueue(mb, Q_BULK);
-		return;
-	}
-	if (mb->needs & NEED_DISCOVER) {
-		enqueue(mb, Q_BULK);
-		return;
-	}
-	if (mb->needs & NEED_SUBSCRIBE) {
-		enqueue(mb, Q_BULK);
-		return;
-	}
-	if (mb->safety_due_usec != 0 && mb->safety_due_usec <= now && !(mb->needs & NEED_READ)) {
+	mb_sched_in(mb, &in);
+	sync_sched_next(&in, now, &out);
+	if (out.safety_read) {
 		mb->needs |= NEED_READ;
 		mb->read_due_usec = now;
 		mb->read_urgent = false;
 	}
-	if (mb->needs & NEED_READ) {
-		if (mb->read_due_usec <= now) {
-			enqueue(mb, mb->read_urgent ? Q_URGENT : Q_BULK);
-			return;
-		}
-		due = mb->read_due_usec;
-	}
-	if (mb->needs & NEED_POLL) {
-		if (mb->poll_due_usec <= now) {
-			enqueue(mb, Q_URGENT);
-			return;
-		}
-		if (mb->poll_due_usec < due)
-			due = mb->poll_due_usec;
-	}
-	if (mb->safety_due_usec != 0 && mb->safety_due_usec < due)
-		due = mb->safety_due_usec;
-	if (due != INT64_MAX)
-		arm_work_timer(mb, due);
+	if (out.ready)
+		enqueue(mb, out.urgent ? Q_URGENT : Q_BULK);
+	else if (out.due_usec != INT64_MAX)
+		arm_work_timer(mb, out.due_usec);
 }
 
 /*
@@ -1254,9 +1228,13 @@ static int mb_start(struct mb *mb)
 	struct ews_header h;
 	struct ews_call_opts o;
 	struct err err = {0};
+	struct sync_sched_in in;
+	enum sync_step step;
 	int rc = 0;
 
-	if (mb->needs & NEED_UNSUBSCRIBE) {
+	mb_sched_in(mb, &in);
+	step = sync_sched_start(&in);
+	if (step == SYNC_STEP_UNSUBSCRIBE) {
 		mb->action = ACT_UNSUBSCRIBE;
 		if (mb->sub_id == NULL) {
 			mb->action = ACT_NONE;
@@ -1270,16 +1248,16 @@ static int mb_start(struct mb *mb)
 			mb_opts(mb, &o);
 			rc = post(mb, &o, &err);
 		}
-	} else if (e->stopping || mb->removed) {
+	} else if (step == SYNC_STEP_NONE) {
 		return 0;
-	} else if (mb->needs & NEED_DISCOVER) {
+	} else if (step == SYNC_STEP_DISCOVER) {
 		mb->action = ACT_DISCOVER;
 		if (mb->group) {
 			mb_drop_subscription(mb, true);
 			group_leave(mb);
 		}
 		rc = start_discover(e, mb, &err);
-	} else if (mb->needs & NEED_SUBSCRIBE) {
+	} else if (step == SYNC_STEP_SUBSCRIBE) {
 		struct ews_subscribe s = {.streaming = is_stream(e)};
 		int64_t minutes = 3 * e->cfg->pull_interval_usec / (60 * USEC_PER_SEC);
 
@@ -1303,7 +1281,7 @@ static int mb_start(struct mb *mb)
 		}
 		if (mb->state == STORE_MB_UNRESOLVED)
 			mb_set_state(mb, STORE_MB_SYNCING, NULL);
-	} else if (mb->needs & NEED_READ) {
+	} else if (step == SYNC_STEP_READ) {
 		mb->action = ACT_READ;
 		mb->needs &= ~NEED_READ;
 		mb->read_urgent = false;
@@ -1311,7 +1289,7 @@ static int mb_start(struct mb *mb)
 		window_now(e, &mb->read_start_utc, &mb->read_end_utc);
 		mb->page_start_utc = mb->read_start_utc;
 		rc = start_read_page(mb, &err);
-	} else if (mb->needs & NEED_POLL) {
+	} else if (step == SYNC_STEP_POLL) {
 		mb->action = ACT_POLL;
 		mb_header(mb, &h, mb->smtp);
 		h.tz_utc = false;
@@ -1773,7 +1751,7 @@ static void arm_presence_timer(struct mb *mb)
 	int64_t next = mb->has_presence ? mb->presence.next_change_utc : 0;
 
 	uv_timer_stop(&mb->presence_timer);
-	if (!mb->has_presence || next <= 0 || next == PRESENCE_NEVER || e->clock_frozen)
+	if (!mb->has_presence || next <= 0 || next == PRESENCE_NEVER || clock_frozen(&e->clock))
 		return;
 	{
 		int64_t delay_ms = next * MSEC - now_ms(e);
@@ -2115,17 +2093,9 @@ static struct mb *mb_new(struct sync_engine *e, const struct store_mailbox *row)
 	rc = store_presence_get(e->store, mb->smtp, &mb->presence, &err);
 	mb->has_presence = rc == 0;
 
-	/* What it needs: Autodiscover unless an endpoint is known, a subscription unless one is
-	 * stored (a stored one is tried; the server says when it is gone), and always a read. */
-	if (e->cfg->ews_url == NULL && mb->ews_url == NULL)
-		mb->needs |= NEED_DISCOVER;
-	if (mb->sub_id == NULL)
-		mb->needs |= NEED_SUBSCRIBE;
-	else if (!is_stream(e)) {
-		mb->needs |= NEED_POLL;
-		mb->poll_due_usec = 0;
-	}
-	mb->needs |= NEED_READ;
+	/* What it needs (a pull poll is due at once: poll_due_usec is 0). */
+	mb->needs |= sync_sched_initial_needs(e->cfg->ews_url != NULL || mb->ews_url != NULL,
+	                                      mb->sub_id != NULL, is_stream(e));
 	if (mb->state == STORE_MB_LIVE)
 		mb->state = STORE_MB_SYNCING; /* set below through the store */
 	e->stats.mailboxes++;
@@ -2530,7 +2500,7 @@ static void arm_day_timer(struct sync_engine *e)
 	int64_t ms = now_ms(e);
 	int64_t next = (ms / (DAY_SEC * MSEC) + 1) * DAY_SEC * MSEC;
 
-	if (e->clock_frozen)
+	if (clock_frozen(&e->clock))
 		return;
 	uv_timer_start(&e->day_timer, on_day_timer, (uint64_t)(next - ms) + 1000, 0);
 }
@@ -2701,12 +2671,9 @@ int sync_engine_reload(struct sync_engine *e, const struct cfg *cfg, struct err 
 	return 0;
 }
 
-void sync_engine_set_clock(struct sync_engine *e, int64_t offset_sec, bool frozen,
-                           int64_t frozen_utc)
+void sync_engine_set_clock(struct sync_engine *e, const struct cs_clock *clock)
 {
-	e->clock_offset_sec = offset_sec;
-	e->clock_frozen = frozen;
-	e->frozen_utc = frozen_utc;
+	e->clock = clock != NULL ? *clock : (struct cs_clock){0};
 	if (!e->started)
 		return;
 	for (size_t i = 0; i < e->n_mbs; i++)
