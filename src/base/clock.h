@@ -20,7 +20,7 @@ int64_t clock_now_utc(void);
 /*
  * An injected calendar clock: what the engine calls "now" for presence, its timers and the day
  * roll-over. A zeroed struct (or NULL) is the real clock. Tests supply another (the test build's
- * CALSYNC_TEST_CLOCK_FILE, src/cli/run-testclock.c), so nothing in the default build can move
+ * CALSYNC_TEST_CLOCK_FILE, src/cli/run-testhooks.c), so nothing in the default build can move
  * the daemon's idea of time.
  */
 struct cs_clock {

@@ -3,7 +3,7 @@
  * run.c: `calsync run`. Loads the configuration, opens the store and the output, and runs the
  * sync engine on a libuv loop until SIGTERM or SIGINT. SIGHUP reloads the configuration and
  * reopens a file output. SIGUSR2 is ignored, except in the test build, where it re-reads the test
- * clock (run-testclock.c).
+ * clock (run-testhooks.c).
  */
 #include "cli/run.h"
 
@@ -18,7 +18,7 @@
 #include "api/api.h"
 #include "base/err.h"
 #include "base/log.h"
-#include "cli/run-testclock.h"
+#include "cli/run-testhooks.h"
 #include "config/config.h"
 #include "store/store.h"
 #include "sync/engine.h"
@@ -95,7 +95,6 @@ static void warn_api_reload(const struct cfg *old, const struct cfg *new)
 static int start_api(struct run *r)
 {
 	const struct cfg *c = r->cfg;
-	const char *ka = getenv("CALSYNC_TEST_SSE_KEEPALIVE_MS");
 	bool v6 = strchr(c->api_host, ':') != NULL;
 	struct api_opts o = {
 		.host = c->api_host,
@@ -112,14 +111,8 @@ static int start_api(struct run *r)
 
 	if (!c->api_enabled)
 		return 0;
-	/* For tests only (docs/api.md): a shorter keep-alive than 15 s. */
-	if (ka != NULL && ka[0] != '\0') {
-		char *end;
-		long long ms = strtoll(ka, &end, 10);
-
-		if (*end == '\0' && ms > 0 && ms <= 3600000)
-			o.keepalive_usec = ms * 1000;
-	}
+	/* The test build only (docs/testing.md): a shorter keep-alive than 15 s. */
+	o.keepalive_usec = run_testhooks_sse_keepalive_usec();
 	if (api_start(&o, &r->api, &err) < 0) {
 		fprintf(stderr, "calsync: %s\n", err.msg);
 		return -1;

@@ -29,6 +29,9 @@ fail() {
 if grep -qF CALSYNC_TEST_CLOCK_FILE "$calsync"; then has_name=on; else has_name=off; fi
 [ "$has_name" = "$hooks" ] ||
 	fail "test_hooks=$hooks, but CALSYNC_TEST_CLOCK_FILE in $calsync: $has_name"
+if grep -qF CALSYNC_TEST_SSE_KEEPALIVE_MS "$calsync"; then has_ka=on; else has_ka=off; fi
+[ "$has_ka" = "$hooks" ] ||
+	fail "test_hooks=$hooks, but CALSYNC_TEST_SSE_KEEPALIVE_MS in $calsync: $has_ka"
 
 # --- what calsync run does with the variable set ------------------------------------------
 # A server that refuses connections (port 9 on loopback) is enough: the daemon starts, retries

@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * run-testclock.h: the test clock of `calsync run`, in the test build only. Built with
- * -Dtest_hooks=true (run-testclock.c), calendar time comes from the JSON file named by
- * CALSYNC_TEST_CLOCK_FILE and is re-read on SIGUSR2 (docs/testing.md). In the default build
- * these are empty inline functions: the binary holds no code or string of the test clock, and
- * the engine keeps the real clock.
+ * run-testhooks.h: what `calsync run` does for the integration tests only, in the test build
+ * only. Built with -Dtest_hooks=true (run-testhooks.c), calendar time comes from the JSON file
+ * named by CALSYNC_TEST_CLOCK_FILE and is re-read on SIGUSR2, and CALSYNC_TEST_SSE_KEEPALIVE_MS
+ * shortens the event stream's keep-alive (docs/testing.md). In the default build these are
+ * empty inline functions: the binary holds no code or string of either hook, and the engine
+ * keeps the real clock.
  */
 #pragma once
+
+#include <stdint.h>
 
 #include "calsync-config.h"
 
@@ -27,6 +30,10 @@ int run_testclock_start(struct uv_loop_s *loop, struct sync_engine *e,
 /* NULL-safe; only once the signal handle is closed (uv_walk + uv_run after the engine). */
 void run_testclock_free(struct run_testclock *tc);
 
+/* CALSYNC_TEST_SSE_KEEPALIVE_MS as microseconds when it is a number of ms in 1..3600000, else 0
+ * (the API's default of 15 s). */
+int64_t run_testhooks_sse_keepalive_usec(void);
+
 #else
 
 static inline int run_testclock_start(struct uv_loop_s *loop, struct sync_engine *e,
@@ -38,6 +45,11 @@ static inline int run_testclock_start(struct uv_loop_s *loop, struct sync_engine
 
 static inline void run_testclock_free(struct run_testclock *tc)
 {
+}
+
+static inline int64_t run_testhooks_sse_keepalive_usec(void)
+{
+	return 0;
 }
 
 #endif

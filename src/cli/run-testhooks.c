@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * run-testclock.c: the test clock of `calsync run` (CALSYNC_TEST_CLOCK_FILE, re-read on SIGUSR2).
- * Compiled only with -Dtest_hooks=true; the default build has none of it (run-testclock.h).
+ * run-testhooks.c: the test hooks of `calsync run`: the test clock (CALSYNC_TEST_CLOCK_FILE,
+ * re-read on SIGUSR2) and the event stream's keep-alive (CALSYNC_TEST_SSE_KEEPALIVE_MS).
+ * Compiled only with -Dtest_hooks=true; the default build has none of it (run-testhooks.h).
  */
-#include "cli/run-testclock.h"
+#include "cli/run-testhooks.h"
 
 #include <jansson.h>
 #include <signal.h>
@@ -133,4 +134,18 @@ int run_testclock_start(struct uv_loop_s *loop, struct sync_engine *e,
 void run_testclock_free(struct run_testclock *tc)
 {
 	free(tc);
+}
+
+int64_t run_testhooks_sse_keepalive_usec(void)
+{
+	const char *ka = getenv("CALSYNC_TEST_SSE_KEEPALIVE_MS");
+	char *end;
+	long long ms;
+
+	if (ka == NULL || ka[0] == '\0')
+		return 0;
+	ms = strtoll(ka, &end, 10);
+	if (*end != '\0' || ms <= 0 || ms > 3600000)
+		return 0;
+	return (int64_t)ms * 1000;
 }
