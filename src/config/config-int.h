@@ -178,7 +178,8 @@ void cfgp_format_duration(int64_t usec, char *out, size_t size);
 
 /*
  * "<digits><unit>" exactly: 1 to 9 digits, a unit of ms, s, min, h or d, nothing else (no sign,
- * space, fraction or bare number). 0 and *out_usec, or -EINVAL with why.
+ * space, fraction or bare number). 0 and *out_usec, -EINVAL with why, or -ERANGE with why when
+ * the microseconds do not fit in int64_t (from 106751992d on: no setting allows that much).
  */
 int cfgp_parse_duration(const char *v, int64_t *out_usec, const char **why);
 

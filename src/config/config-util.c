@@ -224,7 +224,8 @@ void cfgp_format_duration(int64_t usec, char *out, size_t size)
 
 /*
  * "<digits><unit>" exactly: 1 to 9 digits, a unit of ms, s, min, h or d, nothing else (no sign,
- * space, fraction or bare number). 0 and *out_usec, or -EINVAL with why.
+ * space, fraction or bare number). 0 and *out_usec, -EINVAL with why, or -ERANGE with why when
+ * the microseconds do not fit in int64_t (from 106751992d on).
  */
 int cfgp_parse_duration(const char *v, int64_t *out_usec, const char **why)
 {
@@ -245,6 +246,10 @@ int cfgp_parse_duration(const char *v, int64_t *out_usec, const char **why)
 	}
 	for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++) {
 		if (strcmp(v + i, units[u].name) == 0) {
+			if (n > INT64_MAX / units[u].usec) {
+				*why = "too large";
+				return -ERANGE;
+			}
 			*out_usec = n * units[u].usec;
 			return 0;
 		}
@@ -262,6 +267,7 @@ int cfgp_get_num(struct parser *p, xmlNode *n, const struct num_setting *s)
 	const char *why = NULL;
 	char lo[32];
 	char hi[32];
+	int rc;
 
 	if (v == NULL)
 		return 0;
@@ -283,12 +289,14 @@ int cfgp_get_num(struct parser *p, xmlNode *n, const struct num_setting *s)
 		*dst = value;
 		return 0;
 	}
-	if (cfgp_parse_duration(v, &value, &why) != 0)
+	/* -ERANGE: more than int64_t holds, so past every maximum; said as out of range. */
+	rc = cfgp_parse_duration(v, &value, &why);
+	if (rc != 0 && rc != -ERANGE)
 		return cfgp_fail_attr(p, n, s->attr, v, "%s", why);
 	if (s->unit == NUM_DAYS) {
-		if (value % DAY != 0)
+		if (rc == 0 && value % DAY != 0)
 			return cfgp_fail_attr(p, n, s->attr, v, "must be whole days, e.g. 14d");
-		if (value / DAY < s->min || value / DAY > s->max)
+		if (rc != 0 || value / DAY < s->min || value / DAY > s->max)
 			return cfgp_fail_attr(p, n, s->attr, v,
 			                      "out of range; accepted: %" PRId64 "d to %" PRId64
 			                      "d",
@@ -296,11 +304,11 @@ int cfgp_get_num(struct parser *p, xmlNode *n, const struct num_setting *s)
 		*dst = value / DAY;
 		return 0;
 	}
-	if (s->unit == NUM_MINUTES && value % MINUTE != 0)
+	if (s->unit == NUM_MINUTES && rc == 0 && value % MINUTE != 0)
 		return cfgp_fail_attr(p, n, s->attr, v, "must be whole minutes, e.g. 30min");
 	cfgp_format_duration(s->min, lo, sizeof(lo));
 	cfgp_format_duration(s->max, hi, sizeof(hi));
-	if (value < s->min || value > s->max)
+	if (rc != 0 || value < s->min || value > s->max)
 		return cfgp_fail_attr(p, n, s->attr, v, "out of range; accepted: %s to %s", lo, hi);
 	*dst = value;
 	return 0;

@@ -5,6 +5,7 @@
  */
 #include "config/config-int.h"
 
+#include <errno.h>
 #include <stdlib.h>
 
 #include "base/xalloc.h"
@@ -54,11 +55,14 @@ static int el_webhook(struct parser *p, xmlNode *n)
 	v = cfgp_attr(p, n, "retry_for");
 	if (v == NULL)
 		return 0;
-	if (cfgp_parse_duration(v, &h->retry_for_usec, &why) != 0)
+	/* -ERANGE: more than int64_t holds, so past the maximum; said as out of range. */
+	rc = cfgp_parse_duration(v, &h->retry_for_usec, &why);
+	if (rc != 0 && rc != -ERANGE)
 		return cfgp_fail_attr(p, n, "retry_for", v, "%s", why);
 	cfgp_format_duration(WEBHOOK_RETRY_FOR_MIN, lo, sizeof(lo));
 	cfgp_format_duration(WEBHOOK_RETRY_FOR_MAX, hi, sizeof(hi));
-	if (h->retry_for_usec < WEBHOOK_RETRY_FOR_MIN || h->retry_for_usec > WEBHOOK_RETRY_FOR_MAX)
+	if (rc != 0 || h->retry_for_usec < WEBHOOK_RETRY_FOR_MIN ||
+	    h->retry_for_usec > WEBHOOK_RETRY_FOR_MAX)
 		return cfgp_fail_attr(p, n, "retry_for", v, "out of range; accepted: %s to %s", lo,
 		                      hi);
 	return 0;
