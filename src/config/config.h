@@ -3,9 +3,10 @@
  * config.h: CalendarSyncExchange.config.xml (PRODUCT.md) parsed into an immutable struct cfg.
  * The file of the commercial product, holding only <advise Object="EwsStream"/>, is valid;
  * calsync's own settings are optional elements under <configuration><calendar_sync><calsync>,
- * each with a default from one table in config.c (docs/configuration.md lists them). Errors
- * name file:line and the element and say what is accepted; unknown elements and attributes are
- * warnings returned to the caller, never logged here. Reload is: load a new cfg, swap, free.
+ * each with a default from one table in config-defaults.c (docs/configuration.md lists them).
+ * Errors name file:line and the element and say what is accepted; unknown elements and
+ * attributes are warnings returned to the caller, never logged here. Reload is: load a new cfg,
+ * swap, free.
  */
 #pragma once
 
