@@ -1,0 +1,322 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine-int.h: what the pieces of the sync engine share (engine.h, docs/sync.md): the engine,
+ * a mailbox, a streaming group and its connections, and the functions one piece calls in
+ * another. Loop thread only, like the engine.
+ */
+#pragma once
+
+#include "sync/engine.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+/* FNV-1a: uthash's default (Jenkins) falls through between switch labels, which our
+ * warnings refuse; keys are short e-mail addresses, for which FNV is as good. */
+#define HASH_FUNCTION(keyptr, keylen, hashv) HASH_FNV(keyptr, keylen, hashv)
+#include <uthash.h>
+#include <uv.h>
+
+#include "base/backoff.h"
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/cs-limits.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "base/xalloc.h"
+#include "cal/occurrence.h"
+#include "cal/presence.h"
+#include "config/config.h"
+#include "ews/ews-errors.h"
+#include "ews/ews-request.h"
+#include "ews/ews-response.h"
+#include "ews/ews-stream.h"
+#include "ews/ews-transport.h"
+#include "store/store.h"
+#include "sync/convert.h"
+#include "sync/output.h"
+#include "sync/rules.h"
+
+#define DAY_SEC INT64_C(86400)
+#define MSEC    INT64_C(1000)
+
+/* A streaming group waits this long after its last membership change before it (re)connects,
+ * so that an initial sync of 200 subscriptions costs one connection, not 200. */
+#define GROUP_SETTLE_USEC INT64_C(500000)
+/* How long a replaced streaming connection may go on delivering what the server wrote to it
+ * before the takeover. */
+#define STREAM_RETIRE_USEC INT64_C(10000000)
+/* Largest request body calsync writes (a GetStreamingEvents with 200 ids is ~60 KB). */
+#define REQUEST_MAX (1u << 20)
+/* Most CalendarView pages per read: a window with more than 100,000 occurrences is refused. */
+#define READ_MAX_PAGES 100u
+/* Back-off after errors that need an admin (account-level, our own request refused). */
+#define SLOW_RETRY_USEC INT64_C(300000000)
+
+enum need {
+	NEED_DISCOVER = 1u << 0,
+	NEED_SUBSCRIBE = 1u << 1,
+	NEED_READ = 1u << 2,
+	NEED_POLL = 1u << 3,
+	NEED_UNSUBSCRIBE = 1u << 4,
+};
+
+enum action {
+	ACT_NONE = 0,
+	ACT_DISCOVER,
+	ACT_SUBSCRIBE,
+	ACT_READ,
+	ACT_POLL,
+	ACT_UNSUBSCRIBE,
+};
+
+enum queue_kind {
+	Q_URGENT = 0,
+	Q_BULK,
+	Q_COUNT,
+};
+
+struct group;
+struct conn;
+
+struct mb {
+	struct sync_engine *e;
+	char *smtp;
+	char *key; /* smtp in lower case: the map's key */
+	UT_hash_handle hh;
+	enum store_mb_state state; /* as stored */
+	char *ews_url;             /* NULL: the configured one */
+	char *grouping;            /* the group key */
+	struct group *group;
+	size_t group_slot;
+
+	char *sub_id;
+	char *watermark; /* pull */
+	bool removed;    /* no longer configured: unsubscribe, then free */
+	bool hashed;     /* in e->by_smtp (a removed one leaves it at once) */
+
+	unsigned needs;
+	enum action action; /* in flight */
+	struct ews_call *call;
+	struct mb *q_next; /* in a ready queue */
+	bool queued;
+	unsigned failures;
+	int64_t not_before_usec;
+	int64_t read_due_usec;
+	int64_t burst_usec; /* first notification of the burst the pending read waits out; 0: none */
+	int64_t poll_due_usec;
+	int64_t safety_due_usec;
+	bool read_urgent;
+
+	/* the read in progress: CalendarView pages */
+	struct ews_cal_item *page_items;
+	size_t n_page_items;
+	unsigned pages;
+	int64_t read_start_utc, read_end_utc, page_start_utc;
+
+	bool has_presence;
+	struct store_presence presence;
+	bool has_window; /* the store holds a window read */
+
+	uv_timer_t work_timer;
+	uv_timer_t presence_timer;
+	int closing;
+};
+
+struct group {
+	struct sync_engine *e;
+	char *key;
+	char *url;
+	char *anchor; /* X-AnchorMailbox of every request of the group: its first member */
+	char *cookie;
+	struct mb **members;
+	size_t n_members;
+	struct group *next;
+
+	struct conn *cur;      /* the current GetStreamingEvents connection, or NULL */
+	struct conn *retiring; /* earlier ones still draining */
+	bool dirty; /* the set of subscribed members changed since the connection started */
+	unsigned failures;
+	uv_timer_t timer;
+	bool closing;
+};
+
+/*
+ * One GetStreamingEvents connection of a group. When the group's subscriptions change it opens
+ * a new connection and the old one retires: it is still read until the server has moved every
+ * id to the new one (ErrorNewEventStreamConnectionOpened, then Closed), so no event already
+ * written to it is lost, and it is cut after STREAM_RETIRE_USEC at most.
+ */
+struct conn {
+	struct group *g;
+	struct ews_call *call;
+	struct ews_stream *framer;
+	bool connected;  /* a status OK arrived */
+	bool got_closed; /* ConnectionStatus Closed arrived */
+	bool retiring;
+	struct conn *next; /* in g->retiring */
+	uv_timer_t timer;  /* retiring: the cut-off */
+};
+
+struct sync_engine {
+	uv_loop_t *loop;
+	const struct cfg *cfg;
+	struct store *store;
+	struct sync_output *out;
+	struct ews_transport *transport;
+	struct sync_rules rules;
+
+	struct mb **mbs;
+	size_t n_mbs, cap_mbs;
+	struct mb *by_smtp; /* uthash map over key */
+	struct group *groups;
+	struct discover *discovers; /* Autodiscover calls in flight */
+	int handles_open;           /* the engine's own libuv handles not yet closed */
+
+	struct mb *q_head[Q_COUNT], *q_tail[Q_COUNT];
+	size_t in_flight;
+	size_t account_in_flight; /* requests on the service account's own budget */
+
+	int64_t clock_offset_sec;
+	bool clock_frozen;
+	int64_t frozen_utc;
+
+	bool started;
+	bool stopping;
+	void (*stop_done)(void *ctx);
+	void *stop_ctx;
+	uv_timer_t stop_timer;
+	uv_timer_t day_timer;
+	uv_idle_t dispatch_idle;
+	bool dispatch_pending;
+	bool all_live_logged;
+
+	struct buf req;
+	struct sync_stats stats;
+	uint64_t rng;
+
+	/* For other threads: commands in, stats out (sync_engine_command, _stats_snapshot). */
+	pthread_mutex_t lock;
+	pthread_cond_t cmd_done;
+	struct command *commands; /* queued, oldest first */
+	uv_async_t cmd_async;
+	uv_timer_t stats_timer;
+	struct sync_stats snapshot;
+	struct sync_group_info *snap_groups; /* published with the snapshot */
+	size_t n_snap_groups;
+	struct sync_error_info errors[SYNC_STATUS_ERRORS]; /* a ring, under lock */
+	size_t err_next, n_errors;
+	bool shut;             /* commands refused */
+	int64_t progress_usec; /* last progress line (0: none yet) */
+	size_t progress_live;
+	void (*change_hook)(void *ctx, int64_t id);
+	void *change_ctx;
+
+	/* The store batch (store_set_write_hook): opened by the first write, committed
+	 * SYNC_BATCH_USEC later; the presence lines wait for the commit. */
+	uv_timer_t batch_timer;
+	struct pending_line *pending;
+	size_t n_pending, cap_pending;
+};
+
+/* A presence change recorded in the open batch, written out once the batch is committed. */
+struct pending_line {
+	struct output_change c; /* its strings point to the copies below */
+	char *user, *state, *profile, *forward, *subject, *reason;
+};
+
+/* A command from another thread; freed by whichever side lets go last. */
+struct command {
+	enum sync_cmd cmd;
+	char *smtp;
+	int rc;
+	struct err err;
+	bool done;
+	int refs;
+	struct command *next;
+};
+
+/* ---- results --------------------------------------------------------------------------- */
+
+/* What one answer means for the mailbox that sent it. */
+struct verdict {
+	enum ews_error_class cls;
+	unsigned flags;
+	int64_t back_off_ms;
+	char code[96];
+	char msg[320];
+};
+
+/* ---- Autodiscover ------------------------------------------------------------------- */
+
+struct discover {
+	struct sync_engine *e;
+	struct mb **mbs;
+	size_t n;
+	struct discover *next;
+};
+
+/* engine.c */
+uint64_t rng_next(struct sync_engine *e);
+int64_t jitter(struct sync_engine *e, int64_t d);
+int64_t backoff_usec(struct sync_engine *e, unsigned failures);
+int64_t now_ms(const struct sync_engine *e);
+bool is_stream(const struct sync_engine *e);
+const char *mb_url(const struct mb *mb);
+uint64_t usec_to_ms(int64_t usec);
+bool str_eq(const char *a, const char *b);
+
+/* engine-mailbox.c */
+void replace_str(char **dst, const char *src);
+void mb_set_state(struct mb *mb, enum store_mb_state st, const char *reason);
+void mb_drop_subscription(struct mb *mb, bool keep_watermark);
+void mb_resubscribe(struct mb *mb, bool drop_watermark);
+void mb_failed(struct mb *mb, enum action act, const struct verdict *v);
+void mb_succeeded(struct mb *mb);
+void mb_destroy(struct mb *mb);
+struct mb *mb_find(struct sync_engine *e, const char *smtp);
+void mb_remove(struct mb *mb);
+int mb_add(struct sync_engine *e, const char *smtp, struct mb **out_mb, struct err *err);
+int sync_mailboxes(struct sync_engine *e, const struct cfg *cfg, struct err *err);
+
+/* engine-sched.c */
+void mb_kick(struct mb *mb);
+void mb_schedule_read(struct mb *mb, int64_t delay_usec, bool urgent);
+void dispatch(struct sync_engine *e);
+
+/* engine-presence.c */
+void batch_commit(struct sync_engine *e);
+void batch_open(void *ctx);
+void mb_update_presence(struct mb *mb, const struct cal_occurrence *occ, size_t n, const char *why);
+void mb_recompute_stored(struct mb *mb, const char *why);
+void arm_day_timer(struct sync_engine *e);
+
+/* engine-command.c */
+void count_op(struct sync_engine *e, enum sync_op op, bool ok, int64_t elapsed_usec);
+void record_error(struct sync_engine *e, const char *mailbox, const char *what,
+                  const char *message);
+void publish_stats(struct sync_engine *e);
+void on_stats_timer(uv_timer_t *t);
+void on_command(uv_async_t *h);
+void commands_shut(struct sync_engine *e);
+
+/* ews-stream-groups.c */
+void group_free(struct group *g);
+void group_disconnect(struct group *g);
+void group_schedule(struct group *g, int64_t delay_usec);
+void group_join(struct sync_engine *e, struct mb *mb);
+void group_leave(struct mb *mb);
+void group_call_opts(const struct group *g, struct ews_call_opts *o);
+
+/* ews-backend.c */
+void classify(const struct ews_result *r, struct ews_response *resp, struct verdict *v);
+void mb_free_page(struct mb *mb);
+void mb_cancel_call(struct mb *mb);
+int post(struct mb *mb, const struct ews_call_opts *o, struct err *err);
+void mb_header(const struct mb *mb, struct ews_header *h, const char *impersonate);
+void mb_opts(const struct mb *mb, struct ews_call_opts *o);
+int start_read_page(struct mb *mb, struct err *err);
+
+/* discover.c */
+int start_discover(struct sync_engine *e, struct mb *first, struct err *err);

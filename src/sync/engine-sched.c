@@ -1,0 +1,294 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine-sched.c: scheduling: the ready queues, what a mailbox needs next (mb_kick, mb_start) and
+ * dispatch under the in-flight cap.
+ */
+#include "sync/engine-int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+static void on_dispatch_idle(uv_idle_t *h);
+
+/* ---- ready queues and dispatch ----------------------------------------------------- */
+
+static void enqueue(struct mb *mb, enum queue_kind q)
+{
+	struct sync_engine *e = mb->e;
+
+	if (mb->queued)
+		return;
+	mb->queued = true;
+	mb->q_next = NULL;
+	if (e->q_tail[q])
+		e->q_tail[q]->q_next = mb;
+	else
+		e->q_head[q] = mb;
+	e->q_tail[q] = mb;
+	if (!e->dispatch_pending) {
+		e->dispatch_pending = true;
+		uv_idle_start(&e->dispatch_idle, on_dispatch_idle);
+	}
+}
+
+static struct mb *dequeue(struct sync_engine *e)
+{
+	for (int q = 0; q < Q_COUNT; q++) {
+		struct mb *mb = e->q_head[q];
+
+		if (mb == NULL)
+			continue;
+		e->q_head[q] = mb->q_next;
+		if (e->q_head[q] == NULL)
+			e->q_tail[q] = NULL;
+		mb->q_next = NULL;
+		mb->queued = false;
+		return mb;
+	}
+	return NULL;
+}
+
+/* ---- per-mailbox scheduling ---------------------------------------------------------- */
+
+static void on_work_timer(uv_timer_t *t)
+{
+	mb_kick(t->data);
+}
+
+static void arm_work_timer(struct mb *mb, int64_t due_usec)
+{
+	int64_t now = clock_now_usec();
+
+	uv_timer_start(&mb->work_timer, on_work_timer, usec_to_ms(due_usec - now), 0);
+}
+
+/*
+ * Decides what the mailbox does next: queues it for the most important due need, or arms its
+ * timer for the first need that becomes due. Safe to call any time.
+ */
+void mb_kick(struct mb *mb)
+{
+	struct sync_engine *e = mb->e;
+	int64_t now = clock_now_usec();
+	int64_t due = INT64_MAX;
+
+	if (mb->action != ACT_NONE || mb->queued || mb->closing)
+		return;
+	uv_timer_stop(&mb->work_timer);
+	if (e->stopping || mb->removed) {
+		if (mb->needs & NEED_UNSUBSCRIBE)
+			enqueue(mb, Q_BULK);
+		return;
+	}
+	if (!e->started)
+		return;
+	if (now < mb->not_before_usec) {
+		arm_work_timer(mb, mb->not_before_usec);
+		return;
+	}
+	if (mb->needs & NEED_UNSUBSCRIBE) {
+		enqueue(mb, Q_BULK);
+		return;
+	}
+	if (mb->needs & NEED_DISCOVER) {
+		enqueue(mb, Q_BULK);
+		return;
+	}
+	if (mb->needs & NEED_SUBSCRIBE) {
+		enqueue(mb, Q_BULK);
+		return;
+	}
+	if (mb->safety_due_usec != 0 && mb->safety_due_usec <= now && !(mb->needs & NEED_READ)) {
+		mb->needs |= NEED_READ;
+		mb->read_due_usec = now;
+		mb->read_urgent = false;
+	}
+	if (mb->needs & NEED_READ) {
+		if (mb->read_due_usec <= now) {
+			enqueue(mb, mb->read_urgent ? Q_URGENT : Q_BULK);
+			return;
+		}
+		due = mb->read_due_usec;
+	}
+	if (mb->needs & NEED_POLL) {
+		if (mb->poll_due_usec <= now) {
+			enqueue(mb, Q_URGENT);
+			return;
+		}
+		if (mb->poll_due_usec < due)
+			due = mb->poll_due_usec;
+	}
+	if (mb->safety_due_usec != 0 && mb->safety_due_usec < due)
+		due = mb->safety_due_usec;
+	if (due != INT64_MAX)
+		arm_work_timer(mb, due);
+}
+
+/*
+ * A notification said the mailbox changed: read it once no notification came for the debounce,
+ * but at most SYNC_DEBOUNCE_CAP after the first one of the burst. So a burst (Outlook saving a
+ * meeting sends several events within a second) costs one read, and a single change is read
+ * after the debounce alone. A read already due earlier for another reason stays due.
+ */
+void mb_schedule_read(struct mb *mb, int64_t delay_usec, bool urgent)
+{
+	int64_t now = clock_now_usec();
+	int64_t due = now + delay_usec;
+
+	if (!(mb->needs & NEED_READ)) {
+		mb->read_due_usec = due;
+		mb->burst_usec = urgent ? now : 0;
+	} else if (urgent && mb->burst_usec != 0 && mb->read_due_usec > now) {
+		int64_t cap = mb->burst_usec + SYNC_DEBOUNCE_CAP(delay_usec);
+
+		mb->read_due_usec = due < cap ? due : cap;
+		if (mb->read_due_usec < now)
+			mb->read_due_usec = now;
+	} else if (due < mb->read_due_usec) {
+		mb->read_due_usec = due;
+	}
+	mb->needs |= NEED_READ;
+	mb->read_urgent = mb->read_urgent || urgent;
+	if (mb->action == ACT_NONE && !mb->queued)
+		mb_kick(mb);
+}
+
+/* The window of a read started now: from midnight UTC past days ago to now + ahead days. */
+static void window_now(const struct sync_engine *e, int64_t *start, int64_t *end)
+{
+	int64_t now = sync_engine_now_utc(e);
+	int64_t midnight = now - ((now % DAY_SEC) + DAY_SEC) % DAY_SEC;
+
+	*start = midnight - e->cfg->window_past_days * DAY_SEC;
+	*end = now + e->cfg->window_ahead_days * DAY_SEC;
+}
+
+/* Starts the mailbox's most important need. 0, or an error that is logged and retried. */
+static int mb_start(struct mb *mb)
+{
+	struct sync_engine *e = mb->e;
+	struct ews_header h;
+	struct ews_call_opts o;
+	struct err err = {0};
+	int rc = 0;
+
+	if (mb->needs & NEED_UNSUBSCRIBE) {
+		mb->action = ACT_UNSUBSCRIBE;
+		if (mb->sub_id == NULL) {
+			mb->action = ACT_NONE;
+			mb->needs &= ~NEED_UNSUBSCRIBE;
+			return 0;
+		}
+		mb_header(mb, &h, mb->smtp);
+		h.tz_utc = false;
+		rc = ews_req_unsubscribe(&h, mb->sub_id, &e->req, &err);
+		if (rc == 0) {
+			mb_opts(mb, &o);
+			rc = post(mb, &o, &err);
+		}
+	} else if (e->stopping || mb->removed) {
+		return 0;
+	} else if (mb->needs & NEED_DISCOVER) {
+		mb->action = ACT_DISCOVER;
+		if (mb->group) {
+			mb_drop_subscription(mb, true);
+			group_leave(mb);
+		}
+		rc = start_discover(e, mb, &err);
+	} else if (mb->needs & NEED_SUBSCRIBE) {
+		struct ews_subscribe s = {.streaming = is_stream(e)};
+		int64_t minutes = 3 * e->cfg->pull_interval_usec / (60 * USEC_PER_SEC);
+
+		mb->action = ACT_SUBSCRIBE;
+		if (is_stream(e) && mb->group == NULL)
+			group_join(e, mb);
+		if (!is_stream(e)) {
+			s.watermark = mb->watermark;
+			s.timeout_min = (unsigned)(minutes < 10     ? 10
+			                           : minutes > 1440 ? 1440
+			                                            : minutes);
+		}
+		mb_header(mb, &h, mb->smtp);
+		h.tz_utc = false;
+		rc = ews_req_subscribe(&h, &s, &e->req, &err);
+		if (rc == 0) {
+			mb_opts(mb, &o);
+			rc = post(mb, &o, &err);
+			if (rc == 0)
+				e->stats.subscribes++;
+		}
+		if (mb->state == STORE_MB_UNRESOLVED)
+			mb_set_state(mb, STORE_MB_SYNCING, NULL);
+	} else if (mb->needs & NEED_READ) {
+		mb->action = ACT_READ;
+		mb->needs &= ~NEED_READ;
+		mb->read_urgent = false;
+		mb_free_page(mb);
+		window_now(e, &mb->read_start_utc, &mb->read_end_utc);
+		mb->page_start_utc = mb->read_start_utc;
+		rc = start_read_page(mb, &err);
+	} else if (mb->needs & NEED_POLL) {
+		mb->action = ACT_POLL;
+		mb_header(mb, &h, mb->smtp);
+		h.tz_utc = false;
+		rc = ews_req_get_events(&h, mb->sub_id, mb->watermark, &e->req, &err);
+		if (rc == 0) {
+			mb_opts(mb, &o);
+			rc = post(mb, &o, &err);
+		}
+	}
+	if (rc < 0) {
+		log_err("%s: cannot send: %s", mb->smtp, err.msg);
+		mb->action = ACT_NONE;
+		mb->call = NULL;
+		mb->failures++;
+		mb->not_before_usec = clock_now_usec() + backoff_usec(e, mb->failures);
+	}
+	return rc;
+}
+
+/* ---- dispatch ------------------------------------------------------------------------ */
+
+void dispatch(struct sync_engine *e)
+{
+	while (e->in_flight < SYNC_MAX_IN_FLIGHT) {
+		struct mb *mb;
+
+		if (e->q_head[Q_BULK] && (e->q_head[Q_BULK]->needs & NEED_DISCOVER) &&
+		    e->q_head[Q_URGENT] == NULL &&
+		    e->account_in_flight >= (size_t)e->cfg->concurrency)
+			break; /* Autodiscover is charged to the service account: its own cap */
+		mb = dequeue(e);
+		if (mb == NULL)
+			break;
+		if (mb->closing)
+			continue;
+		if (mb_start(mb) < 0 || mb->action == ACT_NONE)
+			mb_kick(mb);
+	}
+	if (e->stopping && e->in_flight == 0 && e->q_head[Q_URGENT] == NULL &&
+	    e->q_head[Q_BULK] == NULL && e->stop_done) {
+		void (*done)(void *) = e->stop_done;
+
+		e->stop_done = NULL;
+		uv_timer_stop(&e->stop_timer);
+		log_info("unsubscribed; stopping");
+		done(e->stop_ctx);
+	}
+}
+
+static void on_dispatch_idle(uv_idle_t *h)
+{
+	struct sync_engine *e = h->data;
+
+	uv_idle_stop(h);
+	e->dispatch_pending = false;
+	dispatch(e);
+}
