@@ -72,28 +72,16 @@ void publish_stats(struct sync_engine *e)
 {
 	struct sync_stats st = e->stats;
 	int64_t now = clock_now_usec();
+	struct sync_group_info *gi = NULL;
+	size_t n;
 
 	st.in_flight = e->in_flight;
 	for (size_t i = 0; i < e->n_mbs; i++) {
 		st.queued += e->mbs[i]->queued;
 		st.backing_off += e->mbs[i]->not_before_usec > now;
 	}
-	struct sync_group_info *gi = NULL;
-	size_t n = 0;
-
-	for (struct group *g = e->groups; g; g = g->next)
-		st.streams_backing_off += g->failures > 0 && g->cur == NULL;
-	if (e->stats.groups > 0)
-		gi = xcalloc(e->stats.groups, sizeof(*gi));
-	for (struct group *g = e->groups; g && n < e->stats.groups; g = g->next, n++) {
-		snprintf(gi[n].key, sizeof(gi[n].key), "%s", g->key);
-		snprintf(gi[n].anchor, sizeof(gi[n].anchor), "%s", g->anchor);
-		gi[n].members = g->n_members;
-		for (size_t i = 0; i < g->n_members; i++)
-			gi[n].subscribed += g->members[i]->sub_id != NULL;
-		gi[n].connected = g->cur != NULL && g->cur->connected;
-		gi[n].failures = g->failures;
-	}
+	e->bk->stats(e->bs, &st);
+	n = e->bk->groups(e->bs, &gi, &st.streams_backing_off);
 	pthread_mutex_lock(&e->lock);
 	e->snapshot = st;
 	free(e->snap_groups);

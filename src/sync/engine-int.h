@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * engine-int.h: what the pieces of the sync engine share (engine.h, docs/sync.md): the engine,
- * a mailbox, a streaming group and its connections, and the functions one piece calls in
- * another. Loop thread only, like the engine.
+ * engine-int.h: what the pieces of the sync engine's core share (engine.h, docs/sync.md): the
+ * engine, a mailbox, and the functions one piece calls in another. Backends (backend.h) read a
+ * mailbox's fields from here. Loop thread only, like the engine.
  */
 #pragma once
 
@@ -19,7 +19,6 @@
 #include <uv.h>
 
 #include "base/backoff.h"
-#include "base/buf.h"
 #include "base/clock.h"
 #include "base/cs-limits.h"
 #include "base/err.h"
@@ -28,29 +27,14 @@
 #include "cal/occurrence.h"
 #include "cal/presence.h"
 #include "config/config.h"
-#include "ews/ews-errors.h"
-#include "ews/ews-request.h"
-#include "ews/ews-response.h"
-#include "ews/ews-stream.h"
-#include "ews/ews-transport.h"
 #include "store/store.h"
-#include "sync/convert.h"
+#include "sync/backend.h"
 #include "sync/output.h"
 #include "sync/rules.h"
 
 #define DAY_SEC INT64_C(86400)
 #define MSEC    INT64_C(1000)
 
-/* A streaming group waits this long after its last membership change before it (re)connects,
- * so that an initial sync of 200 subscriptions costs one connection, not 200. */
-#define GROUP_SETTLE_USEC INT64_C(500000)
-/* How long a replaced streaming connection may go on delivering what the server wrote to it
- * before the takeover. */
-#define STREAM_RETIRE_USEC INT64_C(10000000)
-/* Largest request body calsync writes (a GetStreamingEvents with 200 ids is ~60 KB). */
-#define REQUEST_MAX (1u << 20)
-/* Most CalendarView pages per read: a window with more than 100,000 occurrences is refused. */
-#define READ_MAX_PAGES 100u
 /* Back-off after errors that need an admin (account-level, our own request refused). */
 #define SLOW_RETRY_USEC INT64_C(300000000)
 
@@ -77,19 +61,15 @@ enum queue_kind {
 	Q_COUNT,
 };
 
-struct group;
-struct conn;
-
 struct mb {
 	struct sync_engine *e;
 	char *smtp;
 	char *key; /* smtp in lower case: the map's key */
 	UT_hash_handle hh;
-	enum store_mb_state state; /* as stored */
-	char *ews_url;             /* NULL: the configured one */
-	char *grouping;            /* the group key */
-	struct group *group;
-	size_t group_slot;
+	enum store_mb_state state;   /* as stored */
+	char *ews_url;               /* its home as discovered; NULL: the configured one */
+	char *grouping;              /* the key its feed is grouped by (streaming) */
+	struct sync_backend_mb *bmb; /* the backend's part: its call, pages, group */
 
 	char *sub_id;
 	char *watermark; /* pull */
@@ -98,8 +78,7 @@ struct mb {
 
 	unsigned needs;
 	enum action action; /* in flight */
-	struct ews_call *call;
-	struct mb *q_next; /* in a ready queue */
+	struct mb *q_next;  /* in a ready queue */
 	bool queued;
 	unsigned failures;
 	int64_t not_before_usec;
@@ -109,11 +88,8 @@ struct mb {
 	int64_t safety_due_usec;
 	bool read_urgent;
 
-	/* the read in progress: CalendarView pages */
-	struct ews_cal_item *page_items;
-	size_t n_page_items;
-	unsigned pages;
-	int64_t read_start_utc, read_end_utc, page_start_utc;
+	/* the window of the read in progress */
+	int64_t read_start_utc, read_end_utc;
 
 	bool has_presence;
 	struct store_presence presence;
@@ -124,55 +100,19 @@ struct mb {
 	int closing;
 };
 
-struct group {
-	struct sync_engine *e;
-	char *key;
-	char *url;
-	char *anchor; /* X-AnchorMailbox of every request of the group: its first member */
-	char *cookie;
-	struct mb **members;
-	size_t n_members;
-	struct group *next;
-
-	struct conn *cur;      /* the current GetStreamingEvents connection, or NULL */
-	struct conn *retiring; /* earlier ones still draining */
-	bool dirty; /* the set of subscribed members changed since the connection started */
-	unsigned failures;
-	uv_timer_t timer;
-	bool closing;
-};
-
-/*
- * One GetStreamingEvents connection of a group. When the group's subscriptions change it opens
- * a new connection and the old one retires: it is still read until the server has moved every
- * id to the new one (ErrorNewEventStreamConnectionOpened, then Closed), so no event already
- * written to it is lost, and it is cut after STREAM_RETIRE_USEC at most.
- */
-struct conn {
-	struct group *g;
-	struct ews_call *call;
-	struct ews_stream *framer;
-	bool connected;  /* a status OK arrived */
-	bool got_closed; /* ConnectionStatus Closed arrived */
-	bool retiring;
-	struct conn *next; /* in g->retiring */
-	uv_timer_t timer;  /* retiring: the cut-off */
-};
-
 struct sync_engine {
 	uv_loop_t *loop;
 	const struct cfg *cfg;
 	struct store *store;
 	struct sync_output *out;
-	struct ews_transport *transport;
+	const struct sync_backend_ops *bk; /* the server's side (backend.h) */
+	struct sync_backend *bs;           /* and its state */
 	struct sync_rules rules;
 
 	struct mb **mbs;
 	size_t n_mbs, cap_mbs;
 	struct mb *by_smtp; /* uthash map over key */
-	struct group *groups;
-	struct discover *discovers; /* Autodiscover calls in flight */
-	int handles_open;           /* the engine's own libuv handles not yet closed */
+	int handles_open;   /* the engine's own libuv handles not yet closed */
 
 	struct mb *q_head[Q_COUNT], *q_tail[Q_COUNT];
 	size_t in_flight;
@@ -192,7 +132,6 @@ struct sync_engine {
 	bool dispatch_pending;
 	bool all_live_logged;
 
-	struct buf req;
 	struct sync_stats stats;
 	uint64_t rng;
 
@@ -237,26 +176,6 @@ struct command {
 	struct command *next;
 };
 
-/* ---- results --------------------------------------------------------------------------- */
-
-/* What one answer means for the mailbox that sent it. */
-struct verdict {
-	enum ews_error_class cls;
-	unsigned flags;
-	int64_t back_off_ms;
-	char code[96];
-	char msg[320];
-};
-
-/* ---- Autodiscover ------------------------------------------------------------------- */
-
-struct discover {
-	struct sync_engine *e;
-	struct mb **mbs;
-	size_t n;
-	struct discover *next;
-};
-
 /* engine.c */
 uint64_t rng_next(struct sync_engine *e);
 int64_t jitter(struct sync_engine *e, int64_t d);
@@ -272,13 +191,16 @@ void replace_str(char **dst, const char *src);
 void mb_set_state(struct mb *mb, enum store_mb_state st, const char *reason);
 void mb_drop_subscription(struct mb *mb, bool keep_watermark);
 void mb_resubscribe(struct mb *mb, bool drop_watermark);
-void mb_failed(struct mb *mb, enum action act, const struct verdict *v);
-void mb_succeeded(struct mb *mb);
+void mb_cancel_call(struct mb *mb);
 void mb_destroy(struct mb *mb);
 struct mb *mb_find(struct sync_engine *e, const char *smtp);
 void mb_remove(struct mb *mb);
 int mb_add(struct sync_engine *e, const char *smtp, struct mb **out_mb, struct err *err);
 int sync_mailboxes(struct sync_engine *e, const struct cfg *cfg, struct err *err);
+
+/* engine-result.c */
+void mb_failed(struct mb *mb, enum action act, const struct sync_result *v);
+void mb_succeeded(struct mb *mb);
 
 /* engine-sched.c */
 void mb_kick(struct mb *mb);
@@ -300,23 +222,3 @@ void publish_stats(struct sync_engine *e);
 void on_stats_timer(uv_timer_t *t);
 void on_command(uv_async_t *h);
 void commands_shut(struct sync_engine *e);
-
-/* ews-stream-groups.c */
-void group_free(struct group *g);
-void group_disconnect(struct group *g);
-void group_schedule(struct group *g, int64_t delay_usec);
-void group_join(struct sync_engine *e, struct mb *mb);
-void group_leave(struct mb *mb);
-void group_call_opts(const struct group *g, struct ews_call_opts *o);
-
-/* ews-backend.c */
-void classify(const struct ews_result *r, struct ews_response *resp, struct verdict *v);
-void mb_free_page(struct mb *mb);
-void mb_cancel_call(struct mb *mb);
-int post(struct mb *mb, const struct ews_call_opts *o, struct err *err);
-void mb_header(const struct mb *mb, struct ews_header *h, const char *impersonate);
-void mb_opts(const struct mb *mb, struct ews_call_opts *o);
-int start_read_page(struct mb *mb, struct err *err);
-
-/* discover.c */
-int start_discover(struct sync_engine *e, struct mb *first, struct err *err);

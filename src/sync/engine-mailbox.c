@@ -81,8 +81,7 @@ void mb_drop_subscription(struct mb *mb, bool keep_watermark)
 	if ((is_stream(e) || mb->watermark == NULL) &&
 	    store_subscription_delete(e->store, mb->smtp, &err) < 0)
 		log_err("store: %s: %s", mb->smtp, err.msg);
-	if (mb->group)
-		mb->group->dirty = true;
+	e->bk->feed_closed(e->bs, mb);
 }
 
 /* The subscription is gone: subscribe again (resuming from the watermark unless told not to)
@@ -95,72 +94,7 @@ void mb_resubscribe(struct mb *mb, bool drop_watermark)
 	mb->read_due_usec = 0;
 	if (mb->state == STORE_MB_LIVE)
 		mb_set_state(mb, STORE_MB_SYNCING, NULL);
-	if (mb->group)
-		group_schedule(mb->group, GROUP_SETTLE_USEC);
 }
-
-/* Applies a failed verdict to the mailbox: what the error table prescribes. */
-void mb_failed(struct mb *mb, enum action act, const struct verdict *v)
-{
-	struct sync_engine *e = mb->e;
-	int64_t now = clock_now_usec();
-	static const char *const act_names[] = {"-",    "Autodiscover", "Subscribe",
-	                                        "read", "GetEvents",    "Unsubscribe"};
-
-	mb->failures++;
-	if (!(v->cls == EWS_ERR_SUBSCRIPTION_LOST && (v->flags & EWS_ERRF_KEEP_SUBSCRIPTION)))
-		record_error(e, mb->smtp, act_names[act], v->msg);
-	switch (v->cls) {
-	case EWS_ERR_THROTTLED:
-		e->stats.throttled++;
-		mb->not_before_usec = now + (v->back_off_ms > 0 ? v->back_off_ms * 1000
-		                                                : backoff_usec(e, mb->failures));
-		log_warn("%s: %s: %s; backing off", mb->smtp, act_names[act], v->msg);
-		break;
-	case EWS_ERR_SUBSCRIPTION_LOST:
-		if (v->flags & EWS_ERRF_KEEP_SUBSCRIPTION) {
-			mb_schedule_read(mb, 0, true);
-			mb->failures = 0;
-		} else {
-			log_info("%s: %s: %s; subscribing again", mb->smtp, act_names[act], v->msg);
-			mb_resubscribe(mb, v->flags & EWS_ERRF_DROP_WATERMARK);
-			mb->failures = 0;
-		}
-		break;
-	case EWS_ERR_MAILBOX_PERMANENT:
-		mb_set_state(mb, STORE_MB_PARKED, v->msg);
-		mb->not_before_usec = now + jitter(e, SYNC_PARKED_RETRY_USEC);
-		mb->needs |= NEED_SUBSCRIBE | NEED_READ;
-		mb->needs &= ~NEED_POLL;
-		break;
-	case EWS_ERR_ACCOUNT_PERMANENT:
-	case EWS_ERR_CLIENT_BUG:
-		log_err("%s: %s: %s (%s); retrying in %d s", mb->smtp, act_names[act], v->msg,
-		        v->cls == EWS_ERR_CLIENT_BUG ? "calsync's request was refused"
-		                                     : "the service account's configuration",
-		        (int)(SLOW_RETRY_USEC / USEC_PER_SEC));
-		mb->not_before_usec = now + jitter(e, SLOW_RETRY_USEC);
-		break;
-	default:
-		mb->not_before_usec = now + backoff_usec(e, mb->failures);
-		log_warn("%s: %s: %s; retry %u", mb->smtp, act_names[act], v->msg, mb->failures);
-		break;
-	}
-	if ((v->flags & EWS_ERRF_REDISCOVER) && e->cfg->ews_url == NULL)
-		mb->needs |= NEED_DISCOVER;
-	if ((v->flags & EWS_ERRF_RESYNC) && v->cls != EWS_ERR_MAILBOX_PERMANENT)
-		mb->needs |= NEED_READ;
-}
-
-void mb_succeeded(struct mb *mb)
-{
-	mb->failures = 0;
-	mb->not_before_usec = 0;
-	if (mb->state == STORE_MB_PARKED)
-		mb_set_state(mb, mb->has_window ? STORE_MB_SYNCING : STORE_MB_UNRESOLVED, NULL);
-}
-
-/* ---- mailboxes: create, remove, free ---------------------------------------------------- */
 
 static void on_mb_timer_closed(uv_handle_t *h)
 {
@@ -178,6 +112,18 @@ static void on_mb_timer_closed(uv_handle_t *h)
 	free(mb);
 }
 
+/* Cancels the mailbox's request, if one is out, and drops a half-read window. An
+ * Autodiscover request is not the mailbox's own (it serves a batch) and is not cancelled. */
+void mb_cancel_call(struct mb *mb)
+{
+	struct sync_engine *e = mb->e;
+
+	if (!e->bk->cancel(e->bs, mb))
+		return;
+	mb->action = ACT_NONE;
+	e->in_flight--;
+}
+
 /* Unlinks the mailbox from the engine and frees it once its timers are closed. */
 void mb_destroy(struct mb *mb)
 {
@@ -186,8 +132,7 @@ void mb_destroy(struct mb *mb)
 	if (mb->closing)
 		return;
 	mb_cancel_call(mb);
-	mb_free_page(mb);
-	group_leave(mb);
+	e->bk->mb_drop(e->bs, mb);
 	if (mb->queued) {
 		for (int q = 0; q < Q_COUNT; q++) {
 			struct mb *prev = NULL;
@@ -265,6 +210,7 @@ static struct mb *mb_new(struct sync_engine *e, const struct store_mailbox *row)
 	uv_timer_init(e->loop, &mb->presence_timer);
 	mb->work_timer.data = mb;
 	mb->presence_timer.data = mb;
+	e->bk->mb_init(e->bs, mb);
 	if (e->cfg->ews_url == NULL && row->ews_url) {
 		mb->ews_url = xstrdup(row->ews_url);
 		mb->grouping = row->grouping ? xstrdup(row->grouping) : NULL;

@@ -170,12 +170,73 @@ static void window_now(const struct sync_engine *e, int64_t *start, int64_t *end
 	*end = now + e->cfg->window_ahead_days * DAY_SEC;
 }
 
+/* Takes up to max more queued mailboxes that need Autodiscover from the bulk queue into mbs,
+ * marking them as discovering; returns how many. */
+static size_t take_discovers(struct sync_engine *e, struct mb **mbs, size_t max)
+{
+	size_t n = 0;
+
+	for (struct mb **pp = &e->q_head[Q_BULK]; *pp && n < max;) {
+		struct mb *mb = *pp;
+
+		if ((mb->needs & NEED_DISCOVER) && !(mb->needs & NEED_UNSUBSCRIBE)) {
+			*pp = mb->q_next;
+			if (e->q_tail[Q_BULK] == mb) {
+				e->q_tail[Q_BULK] = NULL;
+				for (struct mb *t = e->q_head[Q_BULK]; t; t = t->q_next)
+					e->q_tail[Q_BULK] = t;
+			}
+			mb->queued = false;
+			mb->q_next = NULL;
+			mb->action = ACT_DISCOVER;
+			mbs[n++] = mb;
+		} else {
+			pp = &mb->q_next;
+		}
+	}
+	return n;
+}
+
+/* One discover request for first and up to SYNC_DISCOVER_BATCH - 1 more queued mailboxes that
+ * also need it, on the service account's own budget. */
+static int start_discover(struct sync_engine *e, struct mb *first, struct err *err)
+{
+	struct mb *mbs[SYNC_DISCOVER_BATCH];
+	size_t n = 1;
+	int rc;
+
+	mbs[0] = first;
+	n += take_discovers(e, mbs + 1, SYNC_DISCOVER_BATCH - 1);
+	rc = e->bk->discover(e->bs, mbs, n, err);
+	if (rc < 0) {
+		for (size_t i = 1; i < n; i++) {
+			mbs[i]->action = ACT_NONE;
+			mbs[i]->not_before_usec = clock_now_usec() + backoff_usec(e, 1);
+			mb_kick(mbs[i]);
+		}
+		return rc;
+	}
+	e->in_flight++;
+	e->account_in_flight++;
+	e->stats.requests++;
+	return 0;
+}
+
+/* A request of the mailbox is out (rc 0): it holds a slot until its answer. */
+static int sent(struct mb *mb, int rc)
+{
+	if (rc == 0) {
+		mb->e->in_flight++;
+		mb->e->stats.requests++;
+	}
+	return rc;
+}
+
 /* Starts the mailbox's most important need. 0, or an error that is logged and retried. */
 static int mb_start(struct mb *mb)
 {
 	struct sync_engine *e = mb->e;
-	struct ews_header h;
-	struct ews_call_opts o;
+	const struct sync_backend_ops *bk = e->bk;
 	struct err err = {0};
 	int rc = 0;
 
@@ -186,68 +247,34 @@ static int mb_start(struct mb *mb)
 			mb->needs &= ~NEED_UNSUBSCRIBE;
 			return 0;
 		}
-		mb_header(mb, &h, mb->smtp);
-		h.tz_utc = false;
-		rc = ews_req_unsubscribe(&h, mb->sub_id, &e->req, &err);
-		if (rc == 0) {
-			mb_opts(mb, &o);
-			rc = post(mb, &o, &err);
-		}
+		rc = sent(mb, bk->unsubscribe(e->bs, mb, &err));
 	} else if (e->stopping || mb->removed) {
 		return 0;
 	} else if (mb->needs & NEED_DISCOVER) {
 		mb->action = ACT_DISCOVER;
-		if (mb->group) {
+		if (bk->leave_home(e->bs, mb))
 			mb_drop_subscription(mb, true);
-			group_leave(mb);
-		}
 		rc = start_discover(e, mb, &err);
 	} else if (mb->needs & NEED_SUBSCRIBE) {
-		struct ews_subscribe s = {.streaming = is_stream(e)};
-		int64_t minutes = 3 * e->cfg->pull_interval_usec / (60 * USEC_PER_SEC);
-
 		mb->action = ACT_SUBSCRIBE;
-		if (is_stream(e) && mb->group == NULL)
-			group_join(e, mb);
-		if (!is_stream(e)) {
-			s.watermark = mb->watermark;
-			s.timeout_min = (unsigned)(minutes < 10     ? 10
-			                           : minutes > 1440 ? 1440
-			                                            : minutes);
-		}
-		mb_header(mb, &h, mb->smtp);
-		h.tz_utc = false;
-		rc = ews_req_subscribe(&h, &s, &e->req, &err);
-		if (rc == 0) {
-			mb_opts(mb, &o);
-			rc = post(mb, &o, &err);
-			if (rc == 0)
-				e->stats.subscribes++;
-		}
+		rc = sent(mb, bk->subscribe(e->bs, mb, &err));
+		if (rc == 0)
+			e->stats.subscribes++;
 		if (mb->state == STORE_MB_UNRESOLVED)
 			mb_set_state(mb, STORE_MB_SYNCING, NULL);
 	} else if (mb->needs & NEED_READ) {
 		mb->action = ACT_READ;
 		mb->needs &= ~NEED_READ;
 		mb->read_urgent = false;
-		mb_free_page(mb);
 		window_now(e, &mb->read_start_utc, &mb->read_end_utc);
-		mb->page_start_utc = mb->read_start_utc;
-		rc = start_read_page(mb, &err);
+		rc = sent(mb, bk->read(e->bs, mb, mb->read_start_utc, mb->read_end_utc, &err));
 	} else if (mb->needs & NEED_POLL) {
 		mb->action = ACT_POLL;
-		mb_header(mb, &h, mb->smtp);
-		h.tz_utc = false;
-		rc = ews_req_get_events(&h, mb->sub_id, mb->watermark, &e->req, &err);
-		if (rc == 0) {
-			mb_opts(mb, &o);
-			rc = post(mb, &o, &err);
-		}
+		rc = sent(mb, bk->poll(e->bs, mb, &err));
 	}
 	if (rc < 0) {
 		log_err("%s: cannot send: %s", mb->smtp, err.msg);
 		mb->action = ACT_NONE;
-		mb->call = NULL;
 		mb->failures++;
 		mb->not_before_usec = clock_now_usec() + backoff_usec(e, mb->failures);
 	}

@@ -21,6 +21,7 @@
  * instant it can change by a per-mailbox timer, from the store, with no Exchange call.
  */
 #include "sync/engine-int.h"
+#include "sync/ews-backend.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -93,8 +94,6 @@ int sync_engine_new(uv_loop_t *loop, const struct cfg *cfg, struct store *store,
                     struct sync_output *out, struct sync_engine **out_engine, struct err *err)
 {
 	struct sync_engine *e = xcalloc(1, sizeof(*e));
-	struct ews_transport_opts to = {0};
-	size_t streams = cfg->n_mailboxes / SYNC_GROUP_MAX + 32;
 	int rc;
 
 	e->loop = loop;
@@ -102,7 +101,6 @@ int sync_engine_new(uv_loop_t *loop, const struct cfg *cfg, struct store *store,
 	e->store = store;
 	e->out = out;
 	e->rng = (uint64_t)clock_now_usec() | 1;
-	buf_init(&e->req, REQUEST_MAX);
 	sync_rules_init(&e->rules, cfg);
 	uv_timer_init(loop, &e->stop_timer);
 	uv_timer_init(loop, &e->day_timer);
@@ -128,17 +126,9 @@ int sync_engine_new(uv_loop_t *loop, const struct cfg *cfg, struct store *store,
 	e->handles_open = 6;
 	store_set_write_hook(store, batch_open, e);
 
-	to.auth = cfg->auth;
-	to.user = cfg->user;
-	to.password = cfg->password;
-	to.token = cfg->token;
-	to.ca_file = cfg->ca_file;
-	to.insecure_skip_tls_verify = cfg->insecure_skip_tls_verify;
-	to.idle_timeout_usec = cfg->stream_watchdog_usec;
-	/* Every streaming group holds a connection; buffered calls need their own. */
-	to.max_host_connections = (unsigned)(streams + SYNC_MAX_IN_FLIGHT + 8);
-	to.max_total_connections = to.max_host_connections + 16;
-	rc = ews_transport_new(loop, &to, &e->transport, err);
+	/* The one backend there is; a second one is chosen here by the configuration. */
+	e->bk = &sync_ews_backend;
+	rc = e->bk->open(e, &e->bs, err);
 	if (rc < 0)
 		goto fail;
 	rc = sync_mailboxes(e, cfg, err);
@@ -181,17 +171,12 @@ int sync_engine_start(struct sync_engine *e, struct err *err)
 	publish_stats(e); /* readers see the mailbox counts at once, not after a second */
 	for (size_t i = 0; i < e->n_mbs; i++)
 		mb_kick(e->mbs[i]);
-	/* Stored streaming subscriptions are tried right away. */
-	if (is_stream(e)) {
-		for (size_t i = 0; i < e->n_mbs; i++) {
-			struct mb *mb = e->mbs[i];
+	/* Stored subscriptions are tried right away. */
+	for (size_t i = 0; i < e->n_mbs; i++) {
+		struct mb *mb = e->mbs[i];
 
-			if (mb->sub_id && !(mb->needs & NEED_DISCOVER) && mb->group == NULL) {
-				group_join(e, mb);
-				mb->group->dirty = true;
-				group_schedule(mb->group, 0);
-			}
-		}
+		if (mb->sub_id && !(mb->needs & NEED_DISCOVER))
+			e->bk->resume(e->bs, mb);
 	}
 	dispatch(e);
 	batch_commit(e); /* the caught-up presence is stored and announced before the loop runs */
@@ -253,10 +238,7 @@ void sync_engine_stop(struct sync_engine *e, void (*done)(void *ctx), void *ctx)
 	e->stop_ctx = ctx;
 	commands_shut(e);
 	uv_timer_stop(&e->day_timer);
-	for (struct group *g = e->groups; g; g = g->next) {
-		uv_timer_stop(&g->timer);
-		group_disconnect(g);
-	}
+	e->bk->stop(e->bs);
 	for (size_t i = 0; i < e->n_mbs; i++) {
 		struct mb *mb = e->mbs[i];
 
@@ -306,23 +288,10 @@ void sync_engine_free(struct sync_engine *e)
 		mb->removed = false;
 		mb_destroy(mb);
 	}
-	while (e->groups) {
-		struct group *g = e->groups;
-
-		e->groups = g->next;
-		group_disconnect(g);
-		group_free(g);
-	}
-	ews_transport_free(e->transport);
-	while (e->discovers) {
-		struct discover *d = e->discovers;
-
-		e->discovers = d->next;
-		free(d->mbs);
-		free(d);
-	}
+	if (e->bs != NULL)
+		e->bk->free(e->bs);
+	e->bs = NULL;
 	sync_rules_clear(&e->rules);
-	buf_free(&e->req);
 	free(e->mbs);
 	e->mbs = NULL;
 	/* The engine's memory goes with its last handle. */
@@ -339,4 +308,5 @@ void sync_engine_stats(const struct sync_engine *e, struct sync_stats *out)
 {
 	*out = e->stats;
 	out->in_flight = e->in_flight;
+	e->bk->stats(e->bs, out);
 }

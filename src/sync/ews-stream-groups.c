@@ -1,21 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ews-stream-groups.c: EWS streaming groups and their GetStreamingEvents connections: joining and
- * leaving, connecting, reading envelopes, retiring a replaced connection.
+ * ews-stream-groups.c: EWS streaming groups and their GetStreamingEvents connections (the
+ * feed's delivery, backend.h): joining and leaving a group, connecting, reading the envelopes of
+ * a stream, retiring a replaced connection, reconnecting after errors.
  */
-#include "sync/engine-int.h"
+#include "sync/ews-backend-int.h"
 
-#include <errno.h>
-#include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <time.h>
-#include <unistd.h>
+
+#include "base/log.h"
+#include "base/xalloc.h"
+#include "config/config.h"
+#include "ews/ews-errors.h"
+#include "ews/ews-stream.h"
 
 static void group_connect(struct group *g);
+static void group_disconnect(struct group *g);
 
 static void on_group_closed(uv_handle_t *h)
 {
@@ -29,7 +31,7 @@ static void on_group_closed(uv_handle_t *h)
 	free(g);
 }
 
-void group_free(struct group *g)
+static void group_free(struct group *g)
 {
 	group_disconnect(g);
 	g->closing = true;
@@ -38,12 +40,12 @@ void group_free(struct group *g)
 
 static void group_unlink(struct group *g)
 {
-	struct sync_engine *e = g->e;
+	struct sync_backend *b = g->b;
 
-	for (struct group **pp = &e->groups; *pp; pp = &(*pp)->next) {
+	for (struct group **pp = &b->groups; *pp; pp = &(*pp)->next) {
 		if (*pp == g) {
 			*pp = g->next;
-			e->stats.groups--;
+			b->n_groups--;
 			return;
 		}
 	}
@@ -62,7 +64,7 @@ static void conn_free(struct conn *c)
 	if (c->call) {
 		ews_transport_cancel(c->call);
 		c->call = NULL;
-		g->e->stats.streams_open--;
+		g->b->streams_open--;
 	}
 	ews_stream_free(c->framer);
 	c->framer = NULL;
@@ -102,7 +104,7 @@ static void group_retire(struct group *g)
 }
 
 /* Closes every connection of the group at once. */
-void group_disconnect(struct group *g)
+static void group_disconnect(struct group *g)
 {
 	if (g->cur)
 		conn_free(g->cur);
@@ -115,23 +117,25 @@ static void on_group_timer(uv_timer_t *t)
 	group_connect(t->data);
 }
 
-void group_schedule(struct group *g, int64_t delay_usec)
+static void group_schedule(struct group *g, int64_t delay_usec)
 {
-	if (g->closing || g->e->stopping)
+	if (g->closing || sync_engine_stopping(g->e))
 		return;
 	uv_timer_start(&g->timer, on_group_timer, usec_to_ms(delay_usec), 0);
 }
 
-void group_join(struct sync_engine *e, struct mb *mb)
+void sync_ews_group_join(struct sync_backend *b, struct mb *mb)
 {
+	struct sync_engine *e = b->e;
 	struct group *g;
 	const char *key = mb->grouping ? mb->grouping : mb_url(mb);
 
-	for (g = e->groups; g; g = g->next)
+	for (g = b->groups; g; g = g->next)
 		if (strcmp(g->key, key) == 0 && g->n_members < SYNC_GROUP_MAX)
 			break;
 	if (g == NULL) {
 		g = xcalloc(1, sizeof(*g));
+		g->b = b;
 		g->e = e;
 		g->key = xstrdup(key);
 		g->url = xstrdup(mb_url(mb));
@@ -139,24 +143,25 @@ void group_join(struct sync_engine *e, struct mb *mb)
 		g->members = xcalloc(SYNC_GROUP_MAX, sizeof(*g->members));
 		uv_timer_init(e->loop, &g->timer);
 		g->timer.data = g;
-		g->next = e->groups;
-		e->groups = g;
-		e->stats.groups++;
+		g->next = b->groups;
+		b->groups = g;
+		b->n_groups++;
 	}
-	mb->group = g;
-	mb->group_slot = g->n_members;
+	mb->bmb->group = g;
+	mb->bmb->group_slot = g->n_members;
 	g->members[g->n_members++] = mb;
 }
 
-void group_leave(struct mb *mb)
+void sync_ews_group_leave(struct mb *mb)
 {
-	struct group *g = mb->group;
+	struct sync_backend_mb *bm = mb->bmb;
+	struct group *g = bm->group;
 
 	if (g == NULL)
 		return;
-	g->members[mb->group_slot] = g->members[--g->n_members];
-	g->members[mb->group_slot]->group_slot = mb->group_slot;
-	mb->group = NULL;
+	g->members[bm->group_slot] = g->members[--g->n_members];
+	g->members[bm->group_slot]->bmb->group_slot = bm->group_slot;
+	bm->group = NULL;
 	if (g->n_members == 0) {
 		group_disconnect(g);
 		group_unlink(g);
@@ -181,7 +186,7 @@ static struct mb *group_find_sub(struct group *g, const char *sub_id)
 /* The call options every request of a streaming mailbox carries: its group's anchor and
  * affinity cookie, so that Subscribe, GetStreamingEvents and Unsubscribe reach the backend that
  * holds the subscriptions. */
-void group_call_opts(const struct group *g, struct ews_call_opts *o)
+void sync_ews_group_call_opts(const struct group *g, struct ews_call_opts *o)
 {
 	o->url = g->url;
 	o->anchor_mailbox = g->anchor;
@@ -195,19 +200,19 @@ static void group_fail(struct group *g, bool reread, const char *why)
 	int64_t delay;
 
 	g->failures++;
-	delay = g->failures == 1 ? 0 : backoff_usec(e, g->failures - 1);
+	delay = g->failures == 1 ? 0 : sync_backoff_usec(e, g->failures - 1);
 	{
 		char what[64];
 
 		snprintf(what, sizeof(what), "stream %.56s", g->key);
-		record_error(e, NULL, what, why);
+		sync_note_error(e, NULL, what, why);
 	}
 	log_warn("stream %s (anchor %s): %s; reconnecting in %.1f s", g->key, g->anchor, why,
 	         (double)delay / 1e6);
 	if (reread)
 		for (size_t i = 0; i < g->n_members; i++)
 			if (g->members[i]->sub_id)
-				mb_schedule_read(g->members[i], e->cfg->debounce_usec, false);
+				sync_mb_gap(g->members[i], false);
 	group_schedule(g, delay);
 }
 
@@ -228,16 +233,15 @@ static void group_sub_errors(struct group *g, const struct ews_message *m)
 			/* ErrorMissedNotificationEvents: the subscription lives; events were lost.
 			 * ErrorNewEventStreamConnectionOpened: another connection took it over. */
 			if (cls != EWS_ERR_NONE)
-				mb_schedule_read(mb, 0, true);
+				sync_mb_gap(mb, true);
 			continue;
 		}
 		log_info("%s: stream: %s for its subscription", mb->smtp, m->code ? m->code : "?");
-		mb_resubscribe(mb, flags & EWS_ERRF_DROP_WATERMARK);
 		/* Leaving the group happens when Autodiscover starts, never inside the stream's
 		 * own callback (that could free the group and its framer under us). */
-		if ((flags & EWS_ERRF_REDISCOVER) && mb->e->cfg->ews_url == NULL)
-			mb->needs |= NEED_DISCOVER;
-		mb_kick(mb);
+		sync_mb_feed_lost(mb,
+		                  ((flags & EWS_ERRF_DROP_WATERMARK) ? SYNC_RF_DROP_CURSOR : 0) |
+		                          ((flags & EWS_ERRF_REDISCOVER) ? SYNC_RF_REDISCOVER : 0));
 	}
 }
 
@@ -245,7 +249,6 @@ static int on_stream_envelope(void *ctx, const char *xml, size_t len, size_t off
 {
 	struct conn *c = ctx;
 	struct group *g = c->g;
-	struct sync_engine *e = g->e;
 	struct ews_response resp = {0};
 	struct err err = {0};
 
@@ -271,7 +274,7 @@ static int on_stream_envelope(void *ctx, const char *xml, size_t len, size_t off
 			for (size_t k = 0; k < no->n_events; k++)
 				changed = changed || no->events[k].type != EWS_EVENT_STATUS;
 			if (mb && changed)
-				mb_schedule_read(mb, e->cfg->debounce_usec, true);
+				sync_mb_changed(mb);
 		}
 		if (m->connection_status == EWS_CONN_CLOSED)
 			c->got_closed = true;
@@ -299,13 +302,13 @@ static void on_stream_done(void *ctx, struct ews_call *call, const struct ews_re
 	char why[sizeof(r->err.msg) + 64];
 
 	c->call = NULL;
-	e->stats.streams_open--;
+	g->b->streams_open--;
 	if (r->rc == 0 && r->http_status == 200 && ews_stream_finish(c->framer, &err) < 0)
 		closed = false;
 	count_op(e, SYNC_OP_GET_STREAMING_EVENTS, r->rc == 0 && r->http_status == 200 && closed,
 	         r->elapsed_usec);
 	conn_free(c);
-	if (e->stopping || retiring)
+	if (sync_engine_stopping(e) || retiring)
 		return;
 	if (r->rc == 0 && r->http_status == 200 && closed) {
 		/* Closed: the connection's lifetime ended, or every id was refused (handled per id).
@@ -325,10 +328,10 @@ static void on_stream_done(void *ctx, struct ews_call *call, const struct ews_re
 		}
 		snprintf(why, sizeof(why), "HTTP %ld %s", r->http_status, code ? code : "");
 		if (code && ews_error_class_of(code, strlen(code)) == EWS_ERR_THROTTLED) {
-			e->stats.throttled++;
+			sync_note_throttled(e);
 			g->failures++;
 			group_schedule(g, back_off_ms > 0 ? back_off_ms * 1000
-			                                  : backoff_usec(e, g->failures));
+			                                  : sync_backoff_usec(e, g->failures));
 			log_warn("stream %s: %s; backing off", g->key, why);
 			ews_response_clear(&resp);
 			return;
@@ -358,7 +361,7 @@ static void group_connect(struct group *g)
 	struct conn *c;
 	int rc;
 
-	if (e->stopping || g->closing)
+	if (sync_engine_stopping(e) || g->closing)
 		return;
 
 	for (size_t i = 0; i < g->n_members; i++) {
@@ -381,13 +384,13 @@ static void group_connect(struct group *g)
 	h.impersonate = impersonate;
 	h.id_type = e->cfg->id_type;
 	rc = ews_req_get_streaming_events(
-		&h, ids, n, (unsigned)(e->cfg->stream_timeout_usec / (60 * USEC_PER_SEC)), &e->req,
-		&err);
+		&h, ids, n, (unsigned)(e->cfg->stream_timeout_usec / (60 * USEC_PER_SEC)),
+		&g->b->req, &err);
 	if (rc < 0) {
 		log_err("stream %s: cannot write GetStreamingEvents: %s", g->key, err.msg);
 		return;
 	}
-	group_call_opts(g, &o);
+	sync_ews_group_call_opts(g, &o);
 	o.chunk_fn = on_stream_chunk;
 	o.timeout_usec = e->cfg->stream_timeout_usec + 90 * USEC_PER_SEC;
 	o.idle_timeout_usec = e->cfg->stream_watchdog_usec;
@@ -397,16 +400,108 @@ static void group_connect(struct group *g)
 	c->timer.data = c;
 	c->framer = ews_stream_new(EWS_MAX_ENVELOPE, on_stream_envelope, c);
 	g->cur = c;
-	rc = ews_transport_post(e->transport, &o, e->req.data, e->req.len, on_stream_done, c,
-	                        &c->call, &err);
+	rc = ews_transport_post(g->b->transport, &o, g->b->req.data, g->b->req.len, on_stream_done,
+	                        c, &c->call, &err);
 	if (rc < 0) {
 		c->call = NULL;
 		conn_free(c);
 		log_err("stream %s: %s", g->key, err.msg);
 		g->failures++;
-		group_schedule(g, backoff_usec(e, g->failures));
+		group_schedule(g, sync_backoff_usec(e, g->failures));
 		return;
 	}
-	e->stats.streams_open++;
+	g->b->streams_open++;
 	log_debug("stream %s: connecting %zu subscriptions as %s", g->key, n, h.impersonate);
+}
+
+/* ---- the feed's delivery (backend.h) ----------------------------------------------------- */
+
+void sync_ews_feed_opened(struct sync_backend *b, struct mb *mb)
+{
+	struct sync_backend_mb *bm = mb->bmb;
+	struct group *g = bm->group;
+
+	if (g && g->cookie == NULL && bm->cookie) {
+		g->cookie = bm->cookie;
+		bm->cookie = NULL;
+	}
+	if (g) {
+		g->dirty = true;
+		group_schedule(g, GROUP_SETTLE_USEC);
+	}
+}
+
+void sync_ews_feed_closed(struct sync_backend *b, struct mb *mb)
+{
+	struct group *g = mb->bmb->group;
+
+	if (g) {
+		g->dirty = true;
+		group_schedule(g, GROUP_SETTLE_USEC);
+	}
+}
+
+void sync_ews_resume(struct sync_backend *b, struct mb *mb)
+{
+	if (!is_stream(b->e) || mb->bmb->group != NULL)
+		return;
+	sync_ews_group_join(b, mb);
+	mb->bmb->group->dirty = true;
+	group_schedule(mb->bmb->group, 0);
+}
+
+bool sync_ews_leave_home(struct sync_backend *b, struct mb *mb)
+{
+	if (mb->bmb->group == NULL)
+		return false;
+	sync_ews_group_leave(mb);
+	return true;
+}
+
+void sync_ews_stop(struct sync_backend *b)
+{
+	for (struct group *g = b->groups; g; g = g->next) {
+		uv_timer_stop(&g->timer);
+		group_disconnect(g);
+	}
+}
+
+void sync_ews_groups_free(struct sync_backend *b)
+{
+	while (b->groups) {
+		struct group *g = b->groups;
+
+		b->groups = g->next;
+		group_disconnect(g);
+		group_free(g);
+	}
+}
+
+void sync_ews_stats(const struct sync_backend *b, struct sync_stats *st)
+{
+	st->groups = b->n_groups;
+	st->streams_open = b->streams_open;
+}
+
+size_t sync_ews_groups(const struct sync_backend *b, struct sync_group_info **out,
+                       size_t *backing_off)
+{
+	struct sync_group_info *gi = NULL;
+	size_t n = 0;
+
+	for (struct group *g = b->groups; g; g = g->next)
+		*backing_off += g->failures > 0 && g->cur == NULL;
+	if (b->n_groups > 0)
+		gi = xcalloc(b->n_groups, sizeof(*gi));
+	for (struct group *g = b->groups; g && n < b->n_groups; g = g->next, n++) {
+		snprintf(gi[n].key, sizeof(gi[n].key), "%s", g->key);
+		snprintf(gi[n].anchor, sizeof(gi[n].anchor), "%s", g->anchor);
+		gi[n].members = g->n_members;
+		for (size_t i = 0; i < g->n_members; i++)
+			gi[n].subscribed += g->members[i]->sub_id != NULL;
+		gi[n].connected = g->cur != NULL && g->cur->connected;
+		gi[n].failures = g->failures;
+	}
+	*out = gi;
+	return n;
 }
