@@ -24,6 +24,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/xalloc.h"
+#include "cal/change.h"
 #include "cal/occurrence.h"
 #include "cal/presence.h"
 #include "config/config.h"
@@ -161,7 +162,7 @@ struct sync_engine {
 
 /* A presence change recorded in the open batch, written out once the batch is committed. */
 struct pending_line {
-	struct output_change c; /* its strings point to the copies below */
+	struct cal_change c; /* its strings point to the copies below */
 	char *user, *state, *profile, *forward, *subject, *reason;
 };
 

@@ -37,7 +37,7 @@ static void arm_presence_timer(struct mb *mb)
 /* ---- store batches ------------------------------------------------------------------- */
 
 /* A committed presence change goes out: the JSON line, then the hook (SSE, webhooks). */
-static void emit_change(struct sync_engine *e, const struct output_change *c)
+static void emit_change(struct sync_engine *e, const struct cal_change *c)
 {
 	struct err err = {0};
 
@@ -47,7 +47,7 @@ static void emit_change(struct sync_engine *e, const struct output_change *c)
 		log_err("output: %s", err.msg);
 }
 
-static void pending_add(struct sync_engine *e, const struct output_change *c)
+static void pending_add(struct sync_engine *e, const struct cal_change *c)
 {
 	struct pending_line *l;
 
@@ -101,7 +101,7 @@ void batch_commit(struct sync_engine *e)
 		        "%s; re-reading those mailboxes",
 		        e->n_pending, err.msg);
 	for (size_t i = 0; i < e->n_pending; i++) {
-		const struct output_change *c = &e->pending[i].c;
+		const struct cal_change *c = &e->pending[i].c;
 
 		if (rc == 0) {
 			emit_change(e, c);
@@ -188,7 +188,7 @@ void mb_update_presence(struct mb *mb, const struct cal_occurrence *occ, size_t 
 	mb->presence = sp; /* the strings move */
 	mb->has_presence = true;
 	{
-		struct output_change c = {
+		struct cal_change c = {
 			.id = id,
 			.time_utc = now,
 			.user = mb->smtp,
