@@ -246,7 +246,7 @@ enum MHD_Result api_user_agenda(struct api *a, struct MHD_Connection *c, const s
 	              "occurrences", list);
 	reply = api_reply_json(c, MHD_HTTP_OK, j, NULL, NULL);
 out:
-	store_occurrences_free(occs, n);
+	cal_occurrences_free(occs, n);
 	store_mailbox_clear(&mb);
 	return reply;
 }

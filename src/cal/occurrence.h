@@ -58,3 +58,9 @@ struct cal_occurrence {
 	enum cal_fb free_busy;
 	enum cal_item_type type;
 };
+
+/* Frees o's strings and categories and leaves o zeroed. */
+void cal_occurrence_clear(struct cal_occurrence *o);
+/* Clears occs[0..n) and frees the array; NULL-safe. The store's loads and the EWS conversion
+ * return arrays that are freed with it. */
+void cal_occurrences_free(struct cal_occurrence *occs, size_t n);

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store.h: calsync's persistent state in one SQLite database (WAL): mailboxes and their sync
- * state, subscriptions with their watermarks, the occurrences of each mailbox's window, the
- * current presence per mailbox and the append-only log of presence changes. store.c is the only
- * code that sees sqlite3*; the schema and its migrations are described in docs/store.md.
+ * store.h: calsync's persistent state, today one SQLite database (WAL): mailboxes and their
+ * sync state, subscriptions with their watermarks, the occurrences of each mailbox's window,
+ * the current presence per mailbox and the append-only log of presence changes. store.c checks
+ * the arguments and calls the implementation through the ops of store-impl.h; the SQLite one
+ * (store-sqlite*.c) is the only code that sees sqlite3*. The schema and its migrations are
+ * described in docs/store.md.
  *
  * Threads: a struct store is one SQLite connection and must be used by one thread at a time.
  * The loop thread owns the writing store; another thread (the API) opens its own store on the
@@ -269,13 +271,11 @@ ATTR_NODISCARD int store_replace_occurrences(struct store *s, const char *smtp,
                                              struct store_diff *out_diff, struct err *err);
 
 /* The mailbox's stored occurrences, sorted by start then item_id, as an owned array (NULL when
- * *out_n is 0) freed with store_occurrences_free. 0, or -ENOENT for an unknown mailbox. */
+ * *out_n is 0) freed with cal_occurrences_free (cal/occurrence.h). 0, or -ENOENT for an unknown
+ * mailbox. */
 ATTR_NODISCARD int store_load_occurrences(struct store *s, const char *smtp,
                                           struct cal_occurrence **out_occs, size_t *out_n,
                                           struct err *err);
-
-void store_occurrence_clear(struct cal_occurrence *o);              /* frees the strings */
-void store_occurrences_free(struct cal_occurrence *occs, size_t n); /* NULL-safe */
 
 /* ---- presence ---- */
 

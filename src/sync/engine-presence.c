@@ -223,7 +223,7 @@ void mb_recompute_stored(struct mb *mb, const char *why)
 		return;
 	}
 	mb_update_presence(mb, occ, n, why);
-	store_occurrences_free(occ, n);
+	cal_occurrences_free(occ, n);
 }
 
 static void on_presence_timer(uv_timer_t *t)

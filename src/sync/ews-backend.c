@@ -362,7 +362,7 @@ static void on_call_done(void *ctx, struct ews_call *call, const struct ews_resu
 	}
 	/* The engine may free mb (and bm) here. */
 	sync_mb_done(mb, &res, &a);
-	store_occurrences_free(occ, a.n_occ);
+	cal_occurrences_free(occ, a.n_occ);
 	ews_response_clear(&resp);
 }
 

@@ -16,7 +16,7 @@ struct err;
 
 /*
  * Converts items[0..n) into an owned array *out_occs of *out_n occurrences (NULL when 0; free it
- * with store_occurrences_free()). Skipped, because a CalendarView mirror has no use for them:
+ * with cal_occurrences_free()). Skipped, because a CalendarView mirror has no use for them:
  * items that are not calendar items, recurring masters, and items without an ItemId (or with an
  * empty one), Start or End, or with End before Start (End equal to Start is kept). A second item
  * with the same ItemId is skipped too: of the items that pass the other rules, the first in

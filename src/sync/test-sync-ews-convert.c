@@ -80,7 +80,7 @@ static struct conv convert(const struct ews_cal_item *items, size_t n)
 
 static void conv_free(struct conv *c)
 {
-	store_occurrences_free(c->occs, c->n);
+	cal_occurrences_free(c->occs, c->n);
 	*c = (struct conv){0};
 }
 
@@ -908,7 +908,7 @@ TEST(store_round_trip)
 		CHECK_EQ(a->type, b->type);
 	}
 out:
-	store_occurrences_free(back, n_back);
+	cal_occurrences_free(back, n_back);
 	store_close(s);
 	conv_free(&c);
 	ews_response_clear(&r);

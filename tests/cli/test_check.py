@@ -448,6 +448,48 @@ def test_server_busy_is_retried_and_reported(calsync, sim, tmp_path):
     assert THROTTLING_ASSOCIATION % NTLM_USER in t["commands"]
 
 
+def test_inner_server_busy_is_throttling(calsync, sim, tmp_path):
+    # The verdict (ews-verdict.h) acts on the inner code of an ErrorInternalServerError: the
+    # retry names ErrorServerBusy, as the daemon reads it.
+    sim.control("POST", "/faults", {"kind": "ews_error", "code": "ErrorInternalServerError",
+                                    "inner_code": "ErrorServerBusy", "operation": "FindItem",
+                                    "mailbox": MBX[0], "count": 1}, expect=201)
+    config = write_config(tmp_path, url=sim.ews, mailboxes=MBX[:1])
+    doc = check_json(calsync, config, status=0)
+    imp = step(doc, "impersonation", MBX[0])
+    assert imp["status"] == "ok"
+    assert "(after ErrorServerBusy, retried 1000 ms later)" in imp["detail"]
+    t = step(doc, "throttling")
+    assert t["status"] == "warn" and "ErrorServerBusy on FindItem for %s" % MBX[0] in t["detail"]
+
+
+def test_every_throttled_code_counts(calsync, sim, tmp_path):
+    # A code of the THROTTLED class that check has no words of its own for is still
+    # throttling: counted, and retried once.
+    sim.control("POST", "/faults", {"kind": "ews_error", "code": "ErrorExceededFindCountLimit",
+                                    "operation": "FindItem", "mailbox": MBX[0], "count": 1}, expect=201)
+    config = write_config(tmp_path, url=sim.ews, mailboxes=MBX[:1])
+    doc = check_json(calsync, config, status=0)
+    assert "(after ErrorExceededFindCountLimit, retried 1000 ms later)" in step(doc, "impersonation", MBX[0])["detail"]
+    t = step(doc, "throttling")
+    assert t["status"] == "warn"
+    assert "ErrorExceededFindCountLimit on FindItem for %s" % MBX[0] in t["detail"]
+    assert "1 other busy answer" in t["detail"]
+
+
+def test_http_503_is_throttling(calsync, sim, tmp_path):
+    sim.control("POST", "/faults", {"kind": "http_503", "operation": "FindItem", "mailbox": MBX[0],
+                                    "count": 2}, expect=201)
+    config = write_config(tmp_path, url=sim.ews, mailboxes=MBX[:1])
+    doc = check_json(calsync, config, status=0)
+    imp = step(doc, "impersonation", MBX[0])
+    assert imp["status"] == "warn" and "(after HTTP 503, retried 1000 ms later)" in imp["detail"]
+    assert step(doc, "subscription", MBX[0])["status"] == "skip"
+    t = step(doc, "throttling")
+    assert t["status"] == "warn" and "HTTP 503 on FindItem for %s" % MBX[0] in t["detail"]
+    assert "2 other busy answers" in t["detail"]
+
+
 def test_subscription_and_hanging_limits(calsync, sim, tmp_path):
     sim.control("POST", "/limits", {"ews_max_subscriptions": 0}, expect=200)
     config = write_config(tmp_path, url=sim.ews, mailboxes=MBX[:1])
