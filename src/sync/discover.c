@@ -19,18 +19,8 @@ struct discover {
 	struct sync_backend *b;
 	struct mb **mbs;
 	size_t n;
-	struct discover *next;
+	struct list_node link; /* in b->discovers */
 };
-
-static void discover_unlink(struct discover *d)
-{
-	for (struct discover **pp = &d->b->discovers; *pp; pp = &(*pp)->next) {
-		if (*pp == d) {
-			*pp = d->next;
-			return;
-		}
-	}
-}
 
 /* The answer for mailbox i of d: UserResponses come in the order of the request's Users and name
  * no mailbox, so by position when the counts agree, else by the mailbox they name. */
@@ -75,7 +65,7 @@ static void on_discover_done(void *ctx, struct ews_call *call, const struct ews_
 	struct sync_result res;
 	struct sync_home *homes = xcalloc(d->n, sizeof(*homes));
 
-	discover_unlink(d);
+	list_unlink(&d->link);
 	/* retry_after: struct ews_result does not carry the Retry-After header yet. */
 	ews_verdict_of_result(r, NULL, &resp, &v);
 	/* A request-level Autodiscover ErrorCode still counts as an answered request. */
@@ -120,17 +110,15 @@ int sync_ews_discover(struct sync_backend *b, struct mb *const *mbs, size_t n, s
 		free(d);
 		return rc;
 	}
-	d->next = b->discovers;
-	b->discovers = d;
+	list_push(&b->discovers, &d->link);
 	return 0;
 }
 
 void sync_ews_discovers_free(struct sync_backend *b)
 {
-	while (b->discovers) {
-		struct discover *d = b->discovers;
+	for (struct list_node *n; (n = list_pop(&b->discovers)) != NULL;) {
+		struct discover *d = container_of(n, struct discover, link);
 
-		b->discovers = d->next;
 		free(d->mbs);
 		free(d);
 	}

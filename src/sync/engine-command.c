@@ -6,12 +6,10 @@
 #include "sync/engine-int.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -77,7 +75,7 @@ void publish_stats(struct sync_engine *e)
 
 	st.in_flight = e->in_flight;
 	for (size_t i = 0; i < e->n_mbs; i++) {
-		st.queued += e->mbs[i]->queued;
+		st.queued += mb_queued(e->mbs[i]);
 		st.backing_off += e->mbs[i]->not_before_usec > now;
 	}
 	e->bk->stats(e->bs, &st);
@@ -183,15 +181,15 @@ void on_command(uv_async_t *h)
 	struct sync_engine *e = h->data;
 
 	for (;;) {
+		struct list_node *n;
 		struct command *c;
 
 		pthread_mutex_lock(&e->lock);
-		c = e->commands;
-		if (c)
-			e->commands = c->next;
+		n = list_pop(&e->commands);
 		pthread_mutex_unlock(&e->lock);
-		if (c == NULL)
+		if (n == NULL)
 			break;
+		c = container_of(n, struct command, link);
 		if (e->stopping)
 			c->rc = err_set(&c->err, -ESHUTDOWN, "calsync is stopping");
 		else
@@ -225,13 +223,7 @@ int sync_engine_command(struct sync_engine *e, enum sync_cmd cmd, const char *sm
 		free(c);
 		return err_set(err, -ESHUTDOWN, "calsync is stopping");
 	}
-	{
-		struct command **pp = &e->commands;
-
-		while (*pp)
-			pp = &(*pp)->next;
-		*pp = c;
-	}
+	list_append(&e->commands, &c->link);
 	/* Under the lock: the loop closes the async handle only after setting shut under it. */
 	uv_async_send(&e->cmd_async);
 	while (!c->done) {
@@ -294,10 +286,9 @@ void commands_shut(struct sync_engine *e)
 {
 	pthread_mutex_lock(&e->lock);
 	e->shut = true;
-	while (e->commands) {
-		struct command *c = e->commands;
+	for (struct list_node *n; (n = list_pop(&e->commands)) != NULL;) {
+		struct command *c = container_of(n, struct command, link);
 
-		e->commands = c->next;
 		c->rc = err_set(&c->err, -ESHUTDOWN, "calsync is stopping");
 		c->done = true;
 		command_release(c);

@@ -22,6 +22,7 @@
 #include "base/clock.h"
 #include "base/cs-limits.h"
 #include "base/err.h"
+#include "base/list.h"
 #include "base/log.h"
 #include "base/xalloc.h"
 #include "cal/change.h"
@@ -78,9 +79,9 @@ struct mb {
 	bool hashed;     /* in e->by_smtp (a removed one leaves it at once) */
 
 	unsigned needs;
-	enum action action; /* in flight */
-	struct mb *q_next;  /* in a ready queue */
-	bool queued;
+	enum action action;      /* in flight */
+	struct list_node q_link; /* in a ready queue (linked: queued) */
+	size_t slot;             /* its index in e->mbs */
 	unsigned failures;
 	int64_t not_before_usec;
 	int64_t read_due_usec;
@@ -115,7 +116,7 @@ struct sync_engine {
 	struct mb *by_smtp; /* uthash map over key */
 	int handles_open;   /* the engine's own libuv handles not yet closed */
 
-	struct mb *q_head[Q_COUNT], *q_tail[Q_COUNT];
+	struct list_node queue[Q_COUNT]; /* the ready queues, of struct mb by q_link */
 	size_t in_flight;
 	size_t account_in_flight; /* requests on the service account's own budget */
 
@@ -139,7 +140,7 @@ struct sync_engine {
 	/* For other threads: commands in, stats out (sync_engine_command, _stats_snapshot). */
 	pthread_mutex_t lock;
 	pthread_cond_t cmd_done;
-	struct command *commands; /* queued, oldest first */
+	struct list_node commands; /* queued, oldest first, by struct command's link */
 	uv_async_t cmd_async;
 	uv_timer_t stats_timer;
 	struct sync_stats snapshot;
@@ -174,7 +175,7 @@ struct command {
 	struct err err;
 	bool done;
 	int refs;
-	struct command *next;
+	struct list_node link; /* in e->commands */
 };
 
 /* engine.c */
@@ -204,6 +205,7 @@ void mb_failed(struct mb *mb, enum action act, const struct sync_result *v);
 void mb_succeeded(struct mb *mb);
 
 /* engine-sched.c */
+bool mb_queued(const struct mb *mb);
 void mb_kick(struct mb *mb);
 void mb_schedule_read(struct mb *mb, int64_t delay_usec, bool urgent);
 void dispatch(struct sync_engine *e);

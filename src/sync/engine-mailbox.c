@@ -1,19 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * engine-mailbox.c: the mailboxes: their states, creating, adding, removing and freeing them, and how a
- * verdict changes a mailbox.
+ * engine-mailbox.c: the mailboxes: their states and the counts of each, creating, finding,
+ * adding, removing and freeing them, and making them the configured set.
  */
 #include "sync/engine-int.h"
 
-#include <errno.h>
-#include <inttypes.h>
-#include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <time.h>
-#include <unistd.h>
 
 void replace_str(char **dst, const char *src)
 {
@@ -133,31 +126,10 @@ void mb_destroy(struct mb *mb)
 		return;
 	mb_cancel_call(mb);
 	e->bk->mb_drop(e->bs, mb);
-	if (mb->queued) {
-		for (int q = 0; q < Q_COUNT; q++) {
-			struct mb *prev = NULL;
-
-			for (struct mb *it = e->q_head[q]; it; prev = it, it = it->q_next) {
-				if (it != mb)
-					continue;
-				if (prev)
-					prev->q_next = it->q_next;
-				else
-					e->q_head[q] = it->q_next;
-				if (e->q_tail[q] == it)
-					e->q_tail[q] = prev;
-				break;
-			}
-		}
-		mb->queued = false;
-	}
-	/* From the end: sync_engine_free destroys the last one, in O(1). */
-	for (size_t i = e->n_mbs; i-- > 0;) {
-		if (e->mbs[i] == mb) {
-			e->mbs[i] = e->mbs[--e->n_mbs];
-			break;
-		}
-	}
+	list_unlink(&mb->q_link);
+	/* The last one takes its slot. */
+	e->mbs[mb->slot] = e->mbs[--e->n_mbs];
+	e->mbs[mb->slot]->slot = mb->slot;
 	if (mb->hashed)
 		HASH_DEL(e->by_smtp, mb);
 	mb->hashed = false;
@@ -250,6 +222,7 @@ static struct mb *mb_new(struct sync_engine *e, const struct store_mailbox *row)
 		e->cap_mbs = e->cap_mbs ? 2 * e->cap_mbs : 64;
 		e->mbs = xreallocarray(e->mbs, e->cap_mbs, sizeof(*e->mbs));
 	}
+	mb->slot = e->n_mbs;
 	e->mbs[e->n_mbs++] = mb;
 	return mb;
 }

@@ -1,19 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * engine-presence.c: presence: recomputing it, its timers, the store's write batches that the changes
- * wait for, and the day timer that rolls the window.
+ * engine-presence.c: presence: recomputing it, its timers, the store's write batches that the
+ * changes wait for, and the day timer that rolls the window.
  */
 #include "sync/engine-int.h"
 
-#include <errno.h>
-#include <inttypes.h>
-#include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <time.h>
-#include <unistd.h>
 
 static void on_presence_timer(uv_timer_t *t);
 static void on_day_timer(uv_timer_t *t);
@@ -263,7 +256,7 @@ static void on_day_timer(uv_timer_t *t)
 
 		if (mb->safety_due_usec == 0 || due < mb->safety_due_usec) {
 			mb->safety_due_usec = due;
-			if (mb->action == ACT_NONE && !mb->queued)
+			if (mb->action == ACT_NONE && !mb_queued(mb))
 				mb_kick(mb);
 		}
 	}

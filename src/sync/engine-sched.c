@@ -1,19 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * engine-sched.c: scheduling: the ready queues, what a mailbox needs next (mb_kick, mb_start) and
- * dispatch under the in-flight cap.
+ * engine-sched.c: scheduling: the ready queues (base/list.h: O(1) in and out), what a mailbox
+ * needs next (mb_kick) and starting it through the backend (mb_start), Autodiscover batches,
+ * and dispatch under the in-flight caps.
  */
 #include "sync/engine-int.h"
-
-#include <errno.h>
-#include <inttypes.h>
-#include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <strings.h>
-#include <time.h>
-#include <unistd.h>
 
 static void on_dispatch_idle(uv_idle_t *h);
 
@@ -23,15 +14,9 @@ static void enqueue(struct mb *mb, enum queue_kind q)
 {
 	struct sync_engine *e = mb->e;
 
-	if (mb->queued)
+	if (mb_queued(mb))
 		return;
-	mb->queued = true;
-	mb->q_next = NULL;
-	if (e->q_tail[q])
-		e->q_tail[q]->q_next = mb;
-	else
-		e->q_head[q] = mb;
-	e->q_tail[q] = mb;
+	list_append(&e->queue[q], &mb->q_link);
 	if (!e->dispatch_pending) {
 		e->dispatch_pending = true;
 		uv_idle_start(&e->dispatch_idle, on_dispatch_idle);
@@ -41,18 +26,25 @@ static void enqueue(struct mb *mb, enum queue_kind q)
 static struct mb *dequeue(struct sync_engine *e)
 {
 	for (int q = 0; q < Q_COUNT; q++) {
-		struct mb *mb = e->q_head[q];
+		struct list_node *n = list_pop(&e->queue[q]);
 
-		if (mb == NULL)
-			continue;
-		e->q_head[q] = mb->q_next;
-		if (e->q_head[q] == NULL)
-			e->q_tail[q] = NULL;
-		mb->q_next = NULL;
-		mb->queued = false;
-		return mb;
+		if (n != NULL)
+			return container_of(n, struct mb, q_link);
 	}
 	return NULL;
+}
+
+/* The mailbox at the head of queue q, or NULL. */
+static const struct mb *queue_first(const struct sync_engine *e, enum queue_kind q)
+{
+	const struct list_node *n = list_first(&e->queue[q]);
+
+	return n != NULL ? container_of_const(n, struct mb, q_link) : NULL;
+}
+
+bool mb_queued(const struct mb *mb)
+{
+	return list_linked(&mb->q_link);
 }
 
 /* ---- per-mailbox scheduling ---------------------------------------------------------- */
@@ -79,7 +71,7 @@ void mb_kick(struct mb *mb)
 	int64_t now = clock_now_usec();
 	int64_t due = INT64_MAX;
 
-	if (mb->action != ACT_NONE || mb->queued || mb->closing)
+	if (mb->action != ACT_NONE || mb_queued(mb) || mb->closing)
 		return;
 	uv_timer_stop(&mb->work_timer);
 	if (e->stopping || mb->removed) {
@@ -156,7 +148,7 @@ void mb_schedule_read(struct mb *mb, int64_t delay_usec, bool urgent)
 	}
 	mb->needs |= NEED_READ;
 	mb->read_urgent = mb->read_urgent || urgent;
-	if (mb->action == ACT_NONE && !mb->queued)
+	if (mb->action == ACT_NONE && !mb_queued(mb))
 		mb_kick(mb);
 }
 
@@ -174,24 +166,18 @@ static void window_now(const struct sync_engine *e, int64_t *start, int64_t *end
  * marking them as discovering; returns how many. */
 static size_t take_discovers(struct sync_engine *e, struct mb **mbs, size_t max)
 {
+	struct list_node *pos, *tmp;
 	size_t n = 0;
 
-	for (struct mb **pp = &e->q_head[Q_BULK]; *pp && n < max;) {
-		struct mb *mb = *pp;
+	list_for_each_safe (pos, tmp, &e->queue[Q_BULK]) {
+		struct mb *mb = container_of(pos, struct mb, q_link);
 
+		if (n == max)
+			break;
 		if ((mb->needs & NEED_DISCOVER) && !(mb->needs & NEED_UNSUBSCRIBE)) {
-			*pp = mb->q_next;
-			if (e->q_tail[Q_BULK] == mb) {
-				e->q_tail[Q_BULK] = NULL;
-				for (struct mb *t = e->q_head[Q_BULK]; t; t = t->q_next)
-					e->q_tail[Q_BULK] = t;
-			}
-			mb->queued = false;
-			mb->q_next = NULL;
+			list_unlink(&mb->q_link);
 			mb->action = ACT_DISCOVER;
 			mbs[n++] = mb;
-		} else {
-			pp = &mb->q_next;
 		}
 	}
 	return n;
@@ -288,8 +274,9 @@ void dispatch(struct sync_engine *e)
 	while (e->in_flight < SYNC_MAX_IN_FLIGHT) {
 		struct mb *mb;
 
-		if (e->q_head[Q_BULK] && (e->q_head[Q_BULK]->needs & NEED_DISCOVER) &&
-		    e->q_head[Q_URGENT] == NULL &&
+		const struct mb *bulk = queue_first(e, Q_BULK);
+
+		if (bulk && (bulk->needs & NEED_DISCOVER) && queue_first(e, Q_URGENT) == NULL &&
 		    e->account_in_flight >= (size_t)e->cfg->concurrency)
 			break; /* Autodiscover is charged to the service account: its own cap */
 		mb = dequeue(e);
@@ -300,8 +287,8 @@ void dispatch(struct sync_engine *e)
 		if (mb_start(mb) < 0 || mb->action == ACT_NONE)
 			mb_kick(mb);
 	}
-	if (e->stopping && e->in_flight == 0 && e->q_head[Q_URGENT] == NULL &&
-	    e->q_head[Q_BULK] == NULL && e->stop_done) {
+	if (e->stopping && e->in_flight == 0 && list_empty(&e->queue[Q_URGENT]) &&
+	    list_empty(&e->queue[Q_BULK]) && e->stop_done) {
 		void (*done)(void *) = e->stop_done;
 
 		e->stop_done = NULL;

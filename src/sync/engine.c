@@ -23,15 +23,10 @@
 #include "sync/engine-int.h"
 #include "sync/ews-backend.h"
 
-#include <errno.h>
-#include <inttypes.h>
 #include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
-#include <unistd.h>
 
 uint64_t rng_next(struct sync_engine *e)
 {
@@ -101,6 +96,9 @@ int sync_engine_new(uv_loop_t *loop, const struct cfg *cfg, struct store *store,
 	e->store = store;
 	e->out = out;
 	e->rng = (uint64_t)clock_now_usec() | 1;
+	for (int q = 0; q < Q_COUNT; q++)
+		list_init(&e->queue[q]);
+	list_init(&e->commands);
 	sync_rules_init(&e->rules, cfg);
 	uv_timer_init(loop, &e->stop_timer);
 	uv_timer_init(loop, &e->day_timer);
@@ -275,13 +273,6 @@ void sync_engine_free(struct sync_engine *e)
 	free(e->pending);
 	e->pending = NULL;
 	e->stopping = true;
-	/* Empty the ready queues at once: unlinking each of 50,000 queued mailboxes from a list
-	 * walked from its head took half a minute (bench/run). */
-	for (int q = 0; q < Q_COUNT; q++) {
-		for (struct mb *it = e->q_head[q]; it; it = it->q_next)
-			it->queued = false;
-		e->q_head[q] = e->q_tail[q] = NULL;
-	}
 	while (e->n_mbs > 0) {
 		struct mb *mb = e->mbs[e->n_mbs - 1];
 

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "base/buf.h"
+#include "base/list.h"
 #include "ews/ews-request.h"
 #include "ews/ews-response.h"
 #include "ews/ews-transport.h"
@@ -38,11 +39,11 @@ struct group;
 struct sync_backend {
 	struct sync_engine *e;
 	struct ews_transport *transport;
-	struct buf req; /* the request being written */
-	struct group *groups;
+	struct buf req;          /* the request being written */
+	struct list_node groups; /* of struct group by link, newest first */
 	size_t n_groups;
 	size_t streams_open;        /* GetStreamingEvents connections open now */
-	struct discover *discovers; /* Autodiscover calls in flight */
+	struct list_node discovers; /* Autodiscover calls in flight, by struct discover's link */
 };
 
 /* A mailbox's EWS part. */
@@ -70,10 +71,10 @@ struct group {
 	char *cookie;
 	struct mb **members;
 	size_t n_members;
-	struct group *next;
+	struct list_node link; /* in b->groups */
 
-	struct conn *cur;      /* the current GetStreamingEvents connection, or NULL */
-	struct conn *retiring; /* earlier ones still draining */
+	struct conn *cur;          /* the current GetStreamingEvents connection, or NULL */
+	struct list_node retiring; /* earlier ones still draining, by struct conn's link */
 	bool dirty; /* the set of subscribed members changed since the connection started */
 	unsigned failures;
 	uv_timer_t timer;
@@ -93,8 +94,8 @@ struct conn {
 	bool connected;  /* a status OK arrived */
 	bool got_closed; /* ConnectionStatus Closed arrived */
 	bool retiring;
-	struct conn *next; /* in g->retiring */
-	uv_timer_t timer;  /* retiring: the cut-off */
+	struct list_node link; /* in g->retiring */
+	uv_timer_t timer;      /* retiring: the cut-off */
 };
 
 /* ews-backend.c */

@@ -73,6 +73,8 @@ static int ews_open(struct sync_engine *e, struct sync_backend **out, struct err
 	int rc;
 
 	b->e = e;
+	list_init(&b->groups);
+	list_init(&b->discovers);
 	buf_init(&b->req, REQUEST_MAX);
 	to.auth = cfg->auth;
 	to.user = cfg->user;

@@ -40,15 +40,8 @@ static void group_free(struct group *g)
 
 static void group_unlink(struct group *g)
 {
-	struct sync_backend *b = g->b;
-
-	for (struct group **pp = &b->groups; *pp; pp = &(*pp)->next) {
-		if (*pp == g) {
-			*pp = g->next;
-			b->n_groups--;
-			return;
-		}
-	}
+	list_unlink(&g->link);
+	g->b->n_groups--;
 }
 
 static void on_conn_closed(uv_handle_t *h)
@@ -69,12 +62,7 @@ static void conn_free(struct conn *c)
 	ews_stream_free(c->framer);
 	c->framer = NULL;
 	if (c->retiring) {
-		for (struct conn **pp = &g->retiring; *pp; pp = &(*pp)->next) {
-			if (*pp == c) {
-				*pp = c->next;
-				break;
-			}
-		}
+		list_unlink(&c->link);
 	} else if (g->cur == c) {
 		g->cur = NULL;
 	}
@@ -98,8 +86,7 @@ static void group_retire(struct group *g)
 		return;
 	g->cur = NULL;
 	c->retiring = true;
-	c->next = g->retiring;
-	g->retiring = c;
+	list_push(&g->retiring, &c->link);
 	uv_timer_start(&c->timer, on_retire_timer, usec_to_ms(STREAM_RETIRE_USEC), 0);
 }
 
@@ -108,8 +95,8 @@ static void group_disconnect(struct group *g)
 {
 	if (g->cur)
 		conn_free(g->cur);
-	while (g->retiring)
-		conn_free(g->retiring);
+	for (struct list_node *n; (n = list_first(&g->retiring)) != NULL;)
+		conn_free(container_of(n, struct conn, link));
 }
 
 static void on_group_timer(uv_timer_t *t)
@@ -127,12 +114,18 @@ static void group_schedule(struct group *g, int64_t delay_usec)
 void sync_ews_group_join(struct sync_backend *b, struct mb *mb)
 {
 	struct sync_engine *e = b->e;
-	struct group *g;
+	struct group *g = NULL;
 	const char *key = mb->grouping ? mb->grouping : mb_url(mb);
+	struct list_node *pos;
 
-	for (g = b->groups; g; g = g->next)
-		if (strcmp(g->key, key) == 0 && g->n_members < SYNC_GROUP_MAX)
+	list_for_each (pos, &b->groups) {
+		struct group *it = container_of(pos, struct group, link);
+
+		if (strcmp(it->key, key) == 0 && it->n_members < SYNC_GROUP_MAX) {
+			g = it;
 			break;
+		}
+	}
 	if (g == NULL) {
 		g = xcalloc(1, sizeof(*g));
 		g->b = b;
@@ -141,10 +134,10 @@ void sync_ews_group_join(struct sync_backend *b, struct mb *mb)
 		g->url = xstrdup(mb_url(mb));
 		g->anchor = xstrdup(mb->smtp);
 		g->members = xcalloc(SYNC_GROUP_MAX, sizeof(*g->members));
+		list_init(&g->retiring);
 		uv_timer_init(e->loop, &g->timer);
 		g->timer.data = g;
-		g->next = b->groups;
-		b->groups = g;
+		list_push(&b->groups, &g->link);
 		b->n_groups++;
 	}
 	mb->bmb->group = g;
@@ -460,7 +453,11 @@ bool sync_ews_leave_home(struct sync_backend *b, struct mb *mb)
 
 void sync_ews_stop(struct sync_backend *b)
 {
-	for (struct group *g = b->groups; g; g = g->next) {
+	struct list_node *pos;
+
+	list_for_each (pos, &b->groups) {
+		struct group *g = container_of(pos, struct group, link);
+
 		uv_timer_stop(&g->timer);
 		group_disconnect(g);
 	}
@@ -468,10 +465,9 @@ void sync_ews_stop(struct sync_backend *b)
 
 void sync_ews_groups_free(struct sync_backend *b)
 {
-	while (b->groups) {
-		struct group *g = b->groups;
+	for (struct list_node *n; (n = list_pop(&b->groups)) != NULL;) {
+		struct group *g = container_of(n, struct group, link);
 
-		b->groups = g->next;
 		group_disconnect(g);
 		group_free(g);
 	}
@@ -487,13 +483,21 @@ size_t sync_ews_groups(const struct sync_backend *b, struct sync_group_info **ou
                        size_t *backing_off)
 {
 	struct sync_group_info *gi = NULL;
+	const struct list_node *pos;
 	size_t n = 0;
 
-	for (struct group *g = b->groups; g; g = g->next)
+	list_for_each (pos, &b->groups) {
+		const struct group *g = container_of_const(pos, struct group, link);
+
 		*backing_off += g->failures > 0 && g->cur == NULL;
+	}
 	if (b->n_groups > 0)
 		gi = xcalloc(b->n_groups, sizeof(*gi));
-	for (struct group *g = b->groups; g && n < b->n_groups; g = g->next, n++) {
+	list_for_each (pos, &b->groups) {
+		const struct group *g = container_of_const(pos, struct group, link);
+
+		if (n == b->n_groups)
+			break;
 		snprintf(gi[n].key, sizeof(gi[n].key), "%s", g->key);
 		snprintf(gi[n].anchor, sizeof(gi[n].anchor), "%s", g->anchor);
 		gi[n].members = g->n_members;
@@ -501,6 +505,7 @@ size_t sync_ews_groups(const struct sync_backend *b, struct sync_group_info **ou
 			gi[n].subscribed += g->members[i]->sub_id != NULL;
 		gi[n].connected = g->cur != NULL && g->cur->connected;
 		gi[n].failures = g->failures;
+		n++;
 	}
 	*out = gi;
 	return n;
