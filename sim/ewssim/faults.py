@@ -5,7 +5,8 @@ expired subscriptions, missed events and mailbox moves. Driven over the control 
 Request faults (POST /faults) are checked by the dispatcher before the operation runs
 (`before(ctx)`), after authentication, schema validation, impersonation and routing, in
 the order they were added; each has an optional count ("the next N matching requests",
-null = until cleared) and filters (operation, mailbox, budget, account, backend).
+null = until cleared) and filters (operation, mailbox, budget, account, backend, and
+max_entries_over: a FindItem whose view asks for more than N items, or names no limit).
 Stream faults change how open or future GetStreamingEvents connections write.
 """
 
@@ -17,7 +18,8 @@ from . import soap, wire
 from .webio import bad, fault_response, not_found, read_json, xml_response
 
 # Keys POST /faults understands (anything else is refused, so that a typo is not ignored).
-KEYS = {"kind", "count", "operation", "mailbox", "budget", "account", "backend", "subscription", "code", "message",
+KEYS = {"kind", "count", "operation", "mailbox", "budget", "account", "backend", "subscription", "max_entries_over",
+        "code", "message",
         "message_xml", "back_off_ms", "inner_code", "inner_message", "http_status", "seconds", "retry_after", "batch",
         "split_every", "split_seed", "split_max", "pause_ms"}
 
@@ -77,6 +79,8 @@ class Fault:
         if "account" in f and ctx.account.smtp != f["account"]:
             return False
         if "backend" in f and (ctx.backend is None or ctx.backend.index != f["backend"]):
+            return False
+        if "max_entries_over" in f and not _asks_over(ctx.op_element, f["max_entries_over"]):
             return False
         return True
 
@@ -283,6 +287,24 @@ def _backend_index(sim, v):
     raise ValueError("no backend %r (0..%d or a name)" % (v, len(sim.backends) - 1))
 
 
+# The paging elements of FindItem that carry MaxEntriesReturned.
+PAGED_VIEWS = ("CalendarView", "IndexedPageItemView", "FractionalPageItemView")
+
+
+def _asks_over(op, n):
+    """Whether op (a request's operation element) is a FindItem whose view has no
+    MaxEntriesReturned or one above n: an answer that may be too big for the server, as
+    EWSFindCountLimit or a timeout would say (ErrorExceededFindCountLimit, ErrorTimeoutExpired)."""
+    if op is None or soap.local(op.tag) != "FindItem":
+        return False
+    for name in PAGED_VIEWS:
+        view = soap.child(op, name)
+        if view is not None:
+            mx = view.get("MaxEntriesReturned")
+            return mx is None or not mx.strip().isdigit() or int(mx) > n
+    return True  # no view at all: every item
+
+
 def _filters(sim, d):
     f = {}
     if d.get("operation") is not None:
@@ -296,6 +318,11 @@ def _filters(sim, d):
         f["subscription"] = str(d["subscription"])
     if d.get("backend") is not None:
         f["backend"] = _backend_index(sim, d["backend"])
+    if d.get("max_entries_over") is not None:
+        n = d["max_entries_over"]
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError("max_entries_over must be an integer >= 0 (items a FindItem may ask for)")
+        f["max_entries_over"] = n
     return f
 
 

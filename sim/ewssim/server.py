@@ -36,6 +36,7 @@ class Context:
         self.account = account  # state.Account that authenticated
         self.op_name = op_name
         self.operation = None  # registry.Operation, once the body names a known one
+        self.op_element = None  # the body's operation element, once parsed (fault filters read it)
         self.header = header
         self.version = "Exchange2007_SP1"
         self.impersonating = False
@@ -187,6 +188,7 @@ async def handle_ews(request, operations):
         _env, header, op = schema.parse_request(body)
         ctx.header = header
         ctx.op_name = soap.local(op.tag)
+        ctx.op_element = op
         if sim.validate:
             schema.validate(header, op)
         _headers(ctx)

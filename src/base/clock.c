@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* clock.c: monotonic and wall-clock time. */
+/* clock.c: monotonic and wall-clock time, and the injectable calendar clock's default. */
 #include "base/clock.h"
 
 #include <stdlib.h>
@@ -25,4 +25,19 @@ int64_t clock_now_usec(void)
 int64_t clock_now_utc(void)
 {
 	return (int64_t)clock_read(CLOCK_REALTIME).tv_sec;
+}
+
+int64_t clock_now_ms(const struct cs_clock *c)
+{
+	struct timespec ts;
+
+	if (c != NULL && c->now_ms != NULL)
+		return c->now_ms(c->ctx);
+	ts = clock_read(CLOCK_REALTIME);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool clock_frozen(const struct cs_clock *c)
+{
+	return c != NULL && c->frozen != NULL && c->frozen(c->ctx);
 }

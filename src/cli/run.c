@@ -2,13 +2,13 @@
 /*
  * run.c: `calsync run`. Loads the configuration, opens the store and the output, and runs the
  * sync engine on a libuv loop until SIGTERM or SIGINT. SIGHUP reloads the configuration and
- * reopens a file output; SIGUSR2 re-reads the test clock (CALSYNC_TEST_CLOCK_FILE, tests only).
+ * reopens a file output. SIGUSR2 is ignored, except in the test build, where it re-reads the test
+ * clock (run-testclock.c).
  */
 #include "cli/run.h"
 
 #include <errno.h>
 #include <getopt.h>
-#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +18,7 @@
 #include "api/api.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "cli/run-testclock.h"
 #include "config/config.h"
 #include "store/store.h"
 #include "sync/engine.h"
@@ -26,19 +27,17 @@
 
 #define EXIT_CONFIG 2
 
-/* The test clock file: at most this big. */
-#define TEST_CLOCK_MAX 4096
-
 struct run {
 	uv_loop_t loop;
-	uv_signal_t sig_term, sig_int, sig_hup, sig_usr2;
+	uv_signal_t sig_term, sig_int, sig_hup;
 	struct cfg *cfg;
 	const char *cfg_path;
 	struct store *store;
 	struct sync_output *out;
 	struct sync_engine *engine;
-	struct api *api;         /* NULL when <api enabled="false"> */
-	struct webhook *webhook; /* NULL without <webhook> targets */
+	struct api *api;                 /* NULL when <api enabled="false"> */
+	struct webhook *webhook;         /* NULL without <webhook> targets */
+	struct run_testclock *testclock; /* NULL unless built with -Dtest_hooks=true */
 	bool stopping;
 	int status;
 };
@@ -63,54 +62,6 @@ static int load_config(const char *path, struct cfg **out_cfg)
 	if (rc < 0)
 		fprintf(stderr, "calsync: %s\n", err.msg);
 	return rc;
-}
-
-/* A JSON number of seconds into *out; absent leaves it. false for anything else. */
-static bool clock_seconds(const json_t *v, int64_t *out)
-{
-	double d;
-
-	if (v == NULL)
-		return true;
-	if (!json_is_number(v))
-		return false;
-	d = json_number_value(v);
-	if (!(d > -1e12 && d < 1e12))
-		return false;
-	*out = (int64_t)d;
-	return true;
-}
-
-/* Reads CALSYNC_TEST_CLOCK_FILE, when set: {"offset": seconds} or {"frozen": epoch}. */
-static void apply_test_clock(struct run *r)
-{
-	const char *path = getenv("CALSYNC_TEST_CLOCK_FILE");
-	json_error_t jerr;
-	json_t *j;
-	int64_t offset = 0, frozen = 0;
-	bool is_frozen = false;
-
-	if (path == NULL || path[0] == '\0')
-		return;
-	j = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-	if (j == NULL || !json_is_object(j)) {
-		log_err("test clock %s: line %d: %s", path, jerr.line,
-		        j ? "not an object" : jerr.text);
-		json_decref(j);
-		return;
-	}
-	/* Seconds, whole or not; fractions are dropped. */
-	if (!clock_seconds(json_object_get(j, "offset"), &offset) ||
-	    !clock_seconds(json_object_get(j, "frozen"), &frozen)) {
-		log_err("test clock %s: offset and frozen must be numbers of seconds below 1e12",
-		        path);
-		json_decref(j);
-		return;
-	}
-	is_frozen = json_object_get(j, "frozen") != NULL;
-	json_decref(j);
-	sync_engine_set_clock(r->engine, offset, is_frozen, frozen);
-	log_info("test clock: offset %lld s%s", (long long)offset, is_frozen ? ", frozen" : "");
 }
 
 /* The engine stored a presence change: event streams and webhook delivery read it now. The
@@ -265,9 +216,6 @@ static void on_signal(uv_signal_t *h, int signum)
 			log_err("%s", err.msg);
 		return;
 	}
-	case SIGUSR2:
-		apply_test_clock(r);
-		return;
 	}
 }
 
@@ -327,8 +275,7 @@ static int run_daemon(struct run *r)
 		goto out;
 	}
 	if (start_signal(r, &r->sig_term, SIGTERM) < 0 ||
-	    start_signal(r, &r->sig_int, SIGINT) < 0 || start_signal(r, &r->sig_hup, SIGHUP) < 0 ||
-	    start_signal(r, &r->sig_usr2, SIGUSR2) < 0) {
+	    start_signal(r, &r->sig_int, SIGINT) < 0 || start_signal(r, &r->sig_hup, SIGHUP) < 0) {
 		fprintf(stderr, "calsync: cannot install signal handlers\n");
 		r->status = EXIT_FAILURE;
 		goto out;
@@ -339,7 +286,10 @@ static int run_daemon(struct run *r)
 		goto out;
 	}
 	sync_engine_set_change_hook(r->engine, on_change, r);
-	apply_test_clock(r);
+	if (run_testclock_start(&r->loop, r->engine, &r->testclock) < 0) {
+		r->status = EXIT_FAILURE;
+		goto out;
+	}
 	rc = sync_engine_start(r->engine, &err);
 	if (rc < 0) {
 		fprintf(stderr, "calsync: %s\n", err.msg);
@@ -365,6 +315,7 @@ out:
 	uv_run(&r->loop, UV_RUN_DEFAULT);
 	if (uv_loop_close(&r->loop) != 0)
 		log_warn("libuv loop still had handles at exit");
+	run_testclock_free(r->testclock);
 	return r->status;
 }
 
@@ -424,6 +375,8 @@ int run_main(int argc, char **argv)
 		return 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* Harmless when sent by habit; the test build's handler replaces this. */
+	signal(SIGUSR2, SIG_IGN);
 	status = run_daemon(&r);
 	output_close(r.out);
 	store_close(r.store);

@@ -11,7 +11,13 @@
  *   failure to retry. The first says a newer connection took over the subscriptions (end the
  *   old one quietly, never reconnect it); the second that an item went away (RESYNC confirms).
  * - Subscription codes that Unsubscribe may treat as success carry ALREADY_GONE (section 5).
- * - Wrong requests that have a fix carry it: VERSION_DOWN, SHRINK, DROP_SYNC_STATE.
+ * - A refused RequestServerVersion carries FIX_VERSION: the configured version is the fix, not
+ *   a guess at another (ErrorIncorrectSchemaVersion can even mean "too old").
+ * - SHRINK is only where calsync has a size to shrink: the CalendarView page of a read
+ *   (ErrorExceededFindCountLimit, ErrorTimeoutExpired). Codes of requests calsync never sends
+ *   (SyncFolderItems, GetUserAvailability), of a window it cannot exceed (at most 398 days,
+ *   ErrorCalendarViewRangeTooBig's limit is two years) or of parallelism it does not have (one
+ *   request per mailbox's budget at a time) carry their class only.
  *
  * The table is sorted by code in byte order (what memcmp and strcmp give), which
  * test-ews-errors.c checks, so lookups are a binary search.
@@ -29,25 +35,27 @@
 #define RESYNC            EWS_ERRF_RESYNC
 #define KEEP_SUBSCRIPTION EWS_ERRF_KEEP_SUBSCRIPTION
 #define DROP_WATERMARK    EWS_ERRF_DROP_WATERMARK
-#define DROP_SYNC_STATE   EWS_ERRF_DROP_SYNC_STATE
 #define REDISCOVER        EWS_ERRF_REDISCOVER
 #define ALREADY_GONE      EWS_ERRF_ALREADY_GONE
-#define VERSION_DOWN      EWS_ERRF_VERSION_DOWN
+#define FIX_VERSION       EWS_ERRF_FIX_VERSION
 #define SHRINK            EWS_ERRF_SHRINK
 #define USE_INNER         EWS_ERRF_USE_INNER
-#define CHECK_AFFINITY    EWS_ERRF_CHECK_AFFINITY
 
 static const struct ews_error_info table[] = {
 	ENTRY("ErrorADUnavailable", TRANSIENT, 0),
 	ENTRY("ErrorAccessDenied", MAILBOX_PERMANENT, 0),
 	ENTRY("ErrorCalendarFolderIsInvalidForCalendarView", CLIENT_BUG, 0),
-	ENTRY("ErrorCalendarViewRangeTooBig", CLIENT_BUG, SHRINK),
+	/* calsync's window (at most 398 days) is under the limit (two years). */
+	ENTRY("ErrorCalendarViewRangeTooBig", CLIENT_BUG, 0),
 	ENTRY("ErrorConnectionFailed", TRANSIENT, 0),
 	/* The subscription is deleted with the event: a new one must start without a watermark. */
 	ENTRY("ErrorEventNotFound", SUBSCRIPTION_LOST, DROP_WATERMARK | RESYNC),
-	/* EWSMaxConcurrency, or HangingConnectionLimit for GetStreamingEvents. */
-	ENTRY("ErrorExceededConnectionCount", THROTTLED, SHRINK),
-	/* EWSFindCountLimit: items in flight per user. */
+	/* EWSMaxConcurrency, or HangingConnectionLimit for GetStreamingEvents. calsync has one
+	 * request per budget at a time (a group's stream on a member's budget of its own): backing
+	 * off is all it can do. */
+	ENTRY("ErrorExceededConnectionCount", THROTTLED, 0),
+	/* EWSFindCountLimit: items in flight per user. With one request per mailbox at a time,
+	 * that is one CalendarView answer too big: smaller pages. */
 	ENTRY("ErrorExceededFindCountLimit", THROTTLED, SHRINK),
 	/* EWSMaxSubscriptions is charged to the impersonated mailbox: stale subscriptions on that
 	 * mailbox must expire or be cleaned up, so retrying soon cannot help. */
@@ -59,7 +67,7 @@ static const struct ews_error_info table[] = {
 	ENTRY("ErrorImpersonationDenied", ACCOUNT_PERMANENT, 0),
 	/* "Transient-to-fatal": back off; the caller alerts when it keeps coming. */
 	ENTRY("ErrorImpersonationFailed", TRANSIENT, 0),
-	ENTRY("ErrorIncorrectSchemaVersion", CLIENT_BUG, VERSION_DOWN),
+	ENTRY("ErrorIncorrectSchemaVersion", CLIENT_BUG, FIX_VERSION),
 	ENTRY("ErrorInsufficientResources", TRANSIENT, 0),
 	/* The outer code of a wrapped one (an HTTP 200 ErrorInternalServerError can carry
 	 * ErrorServerBusy); transient when there is no inner code. */
@@ -70,20 +78,21 @@ static const struct ews_error_info table[] = {
 	ENTRY("ErrorInvalidMergedFreeBusyInterval", CLIENT_BUG, 0),
 	ENTRY("ErrorInvalidPullSubscriptionId", CLIENT_BUG, 0),
 	ENTRY("ErrorInvalidRequest", CLIENT_BUG, 0),
-	ENTRY("ErrorInvalidSchemaVersionForMailboxVersion", CLIENT_BUG, VERSION_DOWN),
-	ENTRY("ErrorInvalidServerVersion", CLIENT_BUG, VERSION_DOWN),
+	ENTRY("ErrorInvalidSchemaVersionForMailboxVersion", CLIENT_BUG, FIX_VERSION),
+	ENTRY("ErrorInvalidServerVersion", CLIENT_BUG, FIX_VERSION),
 	ENTRY("ErrorInvalidSubscription", SUBSCRIPTION_LOST, RESYNC | ALREADY_GONE),
 	/* Several mailboxes (or public folders) in one subscription. */
 	ENTRY("ErrorInvalidSubscriptionRequest", CLIENT_BUG, 0),
-	/* The stored SyncState is bad: the same request would fail again; one without it works. */
-	ENTRY("ErrorInvalidSyncStateData", CLIENT_BUG, DROP_SYNC_STATE | RESYNC),
+	/* A SyncFolderItems answer (calsync sends none): the stored SyncState is bad. */
+	ENTRY("ErrorInvalidSyncStateData", CLIENT_BUG, RESYNC),
 	ENTRY("ErrorInvalidWatermark", SUBSCRIPTION_LOST, DROP_WATERMARK | RESYNC),
 	/* A normal race (moved or deleted since the notification): the item is gone, and
 	 * SyncFolderItems confirms it. Not a failure. */
 	ENTRY("ErrorItemNotFound", NONE, RESYNC),
 	ENTRY("ErrorMailRecipientNotFound", MAILBOX_PERMANENT, 0),
-	/* More than 100 mailboxes in one GetUserAvailability. */
-	ENTRY("ErrorMailboxDataArrayTooBig", CLIENT_BUG, SHRINK),
+	/* More than 100 mailboxes in one GetUserAvailability (calsync sends none; the request
+	 * writer refuses more than EWS_MAX_AVAILABILITY_MAILBOXES). */
+	ENTRY("ErrorMailboxDataArrayTooBig", CLIENT_BUG, 0),
 	ENTRY("ErrorMailboxFailover", TRANSIENT, 0),
 	/* Retry later; the mailbox then lives elsewhere and its subscription is gone. */
 	ENTRY("ErrorMailboxMoveInProgress", TRANSIENT, REDISCOVER | RESYNC),
@@ -107,15 +116,18 @@ static const struct ews_error_info table[] = {
 	ENTRY("ErrorSubscriptionAccessDenied", SUBSCRIPTION_LOST, RESYNC),
 	/* Subscriptions need impersonation, not delegate access. */
 	ENTRY("ErrorSubscriptionDelegateAccessNotSupported", CLIENT_BUG, 0),
-	ENTRY("ErrorSubscriptionNotFound", SUBSCRIPTION_LOST,
-              RESYNC | CHECK_AFFINITY | ALREADY_GONE),
+	/* Also what lost affinity looks like (EWS-REFERENCE 4.4): a resubscribe with the group's
+	 * headers and cookie puts the subscription where the group's requests go. */
+	ENTRY("ErrorSubscriptionNotFound", SUBSCRIPTION_LOST, RESYNC | ALREADY_GONE),
 	ENTRY("ErrorSubscriptionUnsubscribed", SUBSCRIPTION_LOST, RESYNC | ALREADY_GONE),
 	ENTRY("ErrorSyncFolderNotFound", MAILBOX_PERMANENT, 0),
-	ENTRY("ErrorTimeIntervalTooBig", CLIENT_BUG, SHRINK),
-	/* May also mean the request was too big. */
+	/* GetUserAvailability's window (calsync sends none). */
+	ENTRY("ErrorTimeIntervalTooBig", CLIENT_BUG, 0),
+	/* May also mean the request was too big: a read tries smaller pages. */
 	ENTRY("ErrorTimeoutExpired", TRANSIENT, SHRINK),
-	/* Usually too many parallel requests: back off as for ErrorServerBusy, and send fewer. */
-	ENTRY("ErrorTooManyObjectsOpened", THROTTLED, SHRINK),
+	/* Usually too many parallel requests: back off as for ErrorServerBusy (calsync has one
+	 * request per budget at a time, so it has none fewer to send). */
+	ENTRY("ErrorTooManyObjectsOpened", THROTTLED, 0),
 	ENTRY("NoError", NONE, 0),
 };
 
@@ -183,6 +195,15 @@ const char *ews_error_class_name(enum ews_error_class c)
 	}
 	/* Also for a value outside the enum: whatever it is, we do not know it. */
 	return "unknown";
+}
+
+unsigned ews_error_shrink_entries(unsigned max_entries)
+{
+	unsigned half = max_entries / 2;
+
+	if (max_entries == 0)
+		return EWS_SHRINK_FIRST_ENTRIES;
+	return half > EWS_SHRINK_MIN_ENTRIES ? half : EWS_SHRINK_MIN_ENTRIES;
 }
 
 const struct ews_error_info *ews_error_table(size_t *out_n)

@@ -21,19 +21,39 @@ enum ews_error_class {
 	EWS_ERR_UNKNOWN,           /* a code not in the table: treated as transient by callers */
 };
 
-/* What to do besides what the class says. */
+/*
+ * What to do besides what the class says. Each flag is acted on by the sync engine; bits 3 and
+ * 9 are free (DROP_SYNC_STATE and CHECK_AFFINITY promised reactions calsync has no use for:
+ * it sends no SyncFolderItems, and it sends the affinity headers and cookie on every request
+ * of a streaming group, so a lost subscription is resubscribed like any other).
+ */
 enum ews_error_flags {
 	EWS_ERRF_RESYNC = 1u << 0,            /* re-read the mailbox's window */
 	EWS_ERRF_KEEP_SUBSCRIPTION = 1u << 1, /* ErrorMissedNotificationEvents: keep it */
 	EWS_ERRF_DROP_WATERMARK = 1u << 2,    /* resubscribe without the stored watermark */
-	EWS_ERRF_DROP_SYNC_STATE = 1u << 3,   /* full SyncFolderItems without SyncState */
 	EWS_ERRF_REDISCOVER = 1u << 4,        /* run Autodiscover again and regroup */
 	EWS_ERRF_ALREADY_GONE = 1u << 5,      /* for Unsubscribe: success */
-	EWS_ERRF_VERSION_DOWN = 1u << 6,      /* step RequestServerVersion down one */
-	EWS_ERRF_SHRINK = 1u << 7,            /* smaller batch, window or fewer parallel requests */
-	EWS_ERRF_USE_INNER = 1u << 8,         /* look at InnerErrorResponseCode first */
-	EWS_ERRF_CHECK_AFFINITY = 1u << 9,    /* may mean lost affinity (headers, cookie) */
+	/* The RequestServerVersion sent was refused. Only the configuration can fix it (`<ews
+	 * version>`): the engine parks the mailbox, naming it, and a reload retries at once. */
+	EWS_ERRF_FIX_VERSION = 1u << 6,
+	/* The request was too big for the server: a CalendarView read is sent again in smaller
+	 * pages (ews_error_shrink_entries). */
+	EWS_ERRF_SHRINK = 1u << 7,
+	EWS_ERRF_USE_INNER = 1u << 8, /* look at InnerErrorResponseCode first */
 };
+
+/* The first CalendarView page size after a SHRINK, when the request named none: under both
+ * EWSFindCountLimit defaults (1000 items in flight per user, 250 with a restriction). */
+#define EWS_SHRINK_FIRST_ENTRIES 250u
+/* The smallest: the engine's 100 pages of these still hold 5,000 occurrences. */
+#define EWS_SHRINK_MIN_ENTRIES 50u
+
+/*
+ * The CalendarView MaxEntriesReturned to send after an answer with EWS_ERRF_SHRINK to a request
+ * that sent max_entries (0: none): EWS_SHRINK_FIRST_ENTRIES, else half, never below
+ * EWS_SHRINK_MIN_ENTRIES (which a further SHRINK keeps).
+ */
+unsigned ews_error_shrink_entries(unsigned max_entries);
 
 struct ews_error_info {
 	const char *code;

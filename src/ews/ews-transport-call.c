@@ -107,6 +107,7 @@ void ews_transport_call_finish(struct ews_call *c, CURLcode res)
 		.echoed_request_id = c->echoed_id[0] ? c->echoed_id : NULL,
 		.be_server = c->be_server[0] ? c->be_server : NULL,
 		.cas_error_code = c->cas_error[0] ? c->cas_error : NULL,
+		.retry_after = c->retry_after[0] ? c->retry_after : NULL,
 		.bytes = c->bytes,
 		.elapsed_usec = clock_now_usec() - c->start_usec,
 	};

@@ -130,6 +130,7 @@ struct ews_call {
 	char echoed_id[EWS_MAX_HEADER_VALUE];
 	char be_server[EWS_MAX_HEADER_VALUE];
 	char cas_error[EWS_MAX_HEADER_VALUE];
+	char retry_after[EWS_MAX_HEADER_VALUE];
 
 	int cb_rc; /* why our write callback, or the handshake, stopped the call */
 	struct err cb_err;

@@ -26,6 +26,7 @@ void ews_transport_reset_response(struct ews_call *c, long status)
 	c->echoed_id[0] = '\0';
 	c->be_server[0] = '\0';
 	c->cas_error[0] = '\0';
+	c->retry_after[0] = '\0';
 }
 
 /* Copies a header value of n bytes into out, or leaves out empty when it is too long. */
@@ -106,6 +107,8 @@ size_t ews_transport_on_header(char *data, size_t size, size_t nitems, void *use
 		capture(c->be_server, v, n);
 	else if (name_is(data, colon, "X-CasErrorCode"))
 		capture(c->cas_error, v, n);
+	else if (name_is(data, colon, "Retry-After"))
+		capture(c->retry_after, v, n);
 	else if (name_is(data, colon, "Content-Type"))
 		capture(c->content_type, v, n);
 	else if (name_is(data, colon, "WWW-Authenticate"))

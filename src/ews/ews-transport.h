@@ -122,8 +122,12 @@ struct ews_result {
 	const char *echoed_request_id; /* client-request-id as the server returned it */
 	const char *be_server;         /* X-BEServer: the mailbox server that answered */
 	const char *cas_error_code;    /* X-CasErrorCode: the front end could not proxy */
-	uint64_t bytes;                /* body bytes received (a streaming call: all of them) */
-	long new_connections;          /* connections this call opened; 0 = it reused one */
+	/* Retry-After as the server wrote it (RFC 9110 10.2.3: delta-seconds, or an HTTP-date),
+	 * of the last response, whatever its status: IIS or a load balancer sends it with a 503.
+	 * Not interpreted here: ews_verdict_of_result() reads it into back_off_ms. */
+	const char *retry_after;
+	uint64_t bytes;       /* body bytes received (a streaming call: all of them) */
+	long new_connections; /* connections this call opened; 0 = it reused one */
 	int64_t elapsed_usec;
 	struct err err; /* the detail when rc != 0 */
 };

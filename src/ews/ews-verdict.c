@@ -217,7 +217,7 @@ void ews_verdict_of_result(const struct ews_result *r, const char *retry_after,
 		.rc = r->rc,
 		.http_status = r->http_status,
 		.transport_msg = r->err.msg,
-		.retry_after = retry_after,
+		.retry_after = retry_after != NULL ? retry_after : r->retry_after,
 	};
 
 	*resp = (struct ews_response){0};

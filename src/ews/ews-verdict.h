@@ -4,7 +4,7 @@
  * the HTTP status, a Retry-After) and the parsed response or SOAP fault, says what the answer
  * means for the caller: the class of ews-errors.h that decides the reaction (none, transient,
  * throttled, subscription lost, mailbox or account permanent, client bug, unknown), the
- * table's flags for what to do besides (re-read, rediscover, version down, ...), the server's
+ * table's flags for what to do besides (re-read, rediscover, fix the version, ...), the server's
  * back-off hint, and the code and reason to report. It is meant for both the daemon and
  * `calsync check` (which each had a reading of their own), so that they cannot disagree.
  * Pure: no I/O, no clock.
@@ -108,8 +108,9 @@ void ews_verdict_read(const struct ews_verdict_in *in, struct ews_verdict *out);
 /*
  * A finished buffered call: parses r's body into *resp when r->rc is 0 (resp is zeroed first
  * and is the caller's to ews_response_clear() either way) and reads the verdict into *out.
- * retry_after is the call's Retry-After header, or NULL (struct ews_result does not carry it
- * yet). This is what the daemon's classify() did.
+ * retry_after overrides the call's Retry-After header; NULL takes r->retry_after, the header
+ * the transport captured, which is what a caller normally wants. This is what the daemon's
+ * classify() did.
  */
 void ews_verdict_of_result(const struct ews_result *r, const char *retry_after,
                            struct ews_response *resp, struct ews_verdict *out);

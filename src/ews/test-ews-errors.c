@@ -28,9 +28,9 @@ struct expect {
 static const struct expect expected[] = {
 	/* 1.6 Throttling and transient errors */
 	{"ErrorServerBusy", THROTTLED, 0},
-	{"ErrorExceededConnectionCount", THROTTLED, EWS_ERRF_SHRINK},
+	{"ErrorExceededConnectionCount", THROTTLED, 0},
 	{"ErrorExceededSubscriptionCount", MAILBOX_PERM, 0},
-	{"ErrorTooManyObjectsOpened", THROTTLED, EWS_ERRF_SHRINK},
+	{"ErrorTooManyObjectsOpened", THROTTLED, 0},
 	{"ErrorInternalServerTransientError", TRANSIENT, 0},
 	{"ErrorTimeoutExpired", TRANSIENT, EWS_ERRF_SHRINK},
 	{"ErrorMailboxStoreUnavailable", TRANSIENT, 0},
@@ -48,14 +48,13 @@ static const struct expect expected[] = {
 	{"ErrorNonExistentMailbox", MAILBOX_PERM, 0},
 	{"ErrorNonPrimarySmtpAddress", CLIENT_BUG, EWS_ERRF_REDISCOVER},
 	{"ErrorAccessDenied", MAILBOX_PERM, 0},
-	{"ErrorInvalidServerVersion", CLIENT_BUG, EWS_ERRF_VERSION_DOWN},
-	{"ErrorIncorrectSchemaVersion", CLIENT_BUG, EWS_ERRF_VERSION_DOWN},
-	{"ErrorInvalidSchemaVersionForMailboxVersion", CLIENT_BUG, EWS_ERRF_VERSION_DOWN},
+	{"ErrorInvalidServerVersion", CLIENT_BUG, EWS_ERRF_FIX_VERSION},
+	{"ErrorIncorrectSchemaVersion", CLIENT_BUG, EWS_ERRF_FIX_VERSION},
+	{"ErrorInvalidSchemaVersionForMailboxVersion", CLIENT_BUG, EWS_ERRF_FIX_VERSION},
 	{"ErrorSchemaValidation", CLIENT_BUG, 0},
 	/* 1.6 Notifications */
 	{"ErrorInvalidSubscription", SUB_LOST, EWS_ERRF_RESYNC | EWS_ERRF_ALREADY_GONE},
-	{"ErrorSubscriptionNotFound", SUB_LOST,
-         EWS_ERRF_RESYNC | EWS_ERRF_CHECK_AFFINITY | EWS_ERRF_ALREADY_GONE},
+	{"ErrorSubscriptionNotFound", SUB_LOST, EWS_ERRF_RESYNC | EWS_ERRF_ALREADY_GONE},
 	{"ErrorExpiredSubscription", SUB_LOST, EWS_ERRF_RESYNC | EWS_ERRF_ALREADY_GONE},
 	{"ErrorInvalidWatermark", SUB_LOST, EWS_ERRF_DROP_WATERMARK | EWS_ERRF_RESYNC},
 	{"ErrorMissedNotificationEvents", SUB_LOST, EWS_ERRF_KEEP_SUBSCRIPTION | EWS_ERRF_RESYNC},
@@ -70,15 +69,15 @@ static const struct expect expected[] = {
 	{"ErrorProxyRequestNotAllowed", SUB_LOST, EWS_ERRF_REDISCOVER | EWS_ERRF_RESYNC},
 	{"ErrorSubscriptionUnsubscribed", SUB_LOST, EWS_ERRF_RESYNC | EWS_ERRF_ALREADY_GONE},
 	/* 1.6 Sync, calendar view and availability */
-	{"ErrorInvalidSyncStateData", CLIENT_BUG, EWS_ERRF_DROP_SYNC_STATE | EWS_ERRF_RESYNC},
+	{"ErrorInvalidSyncStateData", CLIENT_BUG, EWS_ERRF_RESYNC},
 	{"ErrorSyncFolderNotFound", MAILBOX_PERM, 0},
 	{"ErrorFolderNotFound", MAILBOX_PERM, 0},
-	{"ErrorCalendarViewRangeTooBig", CLIENT_BUG, EWS_ERRF_SHRINK},
+	{"ErrorCalendarViewRangeTooBig", CLIENT_BUG, 0},
 	{"ErrorCalendarFolderIsInvalidForCalendarView", CLIENT_BUG, 0},
 	{"ErrorExceededFindCountLimit", THROTTLED, EWS_ERRF_SHRINK},
 	{"ErrorItemNotFound", EWS_ERR_NONE, EWS_ERRF_RESYNC},
-	{"ErrorMailboxDataArrayTooBig", CLIENT_BUG, EWS_ERRF_SHRINK},
-	{"ErrorTimeIntervalTooBig", CLIENT_BUG, EWS_ERRF_SHRINK},
+	{"ErrorMailboxDataArrayTooBig", CLIENT_BUG, 0},
+	{"ErrorTimeIntervalTooBig", CLIENT_BUG, 0},
 	{"ErrorInvalidMergedFreeBusyInterval", CLIENT_BUG, 0},
 	{"ErrorNoFreeBusyAccess", MAILBOX_PERM, 0},
 	{"ErrorFreeBusyGenerationFailed", MAILBOX_PERM, 0},
@@ -264,7 +263,15 @@ TEST(flags_are_consistent)
 	for (size_t i = 0; i < n; i++) {
 		unsigned f = t[i].flags;
 
-		CHECK(f < (1u << 10));
+		/* Only the flags the engine acts on (ews-errors.h). */
+		if ((f & ~(unsigned)(EWS_ERRF_RESYNC | EWS_ERRF_KEEP_SUBSCRIPTION |
+		                     EWS_ERRF_DROP_WATERMARK | EWS_ERRF_REDISCOVER |
+		                     EWS_ERRF_ALREADY_GONE | EWS_ERRF_FIX_VERSION |
+		                     EWS_ERRF_SHRINK | EWS_ERRF_USE_INNER)) != 0)
+			harness_fail(__FILE__, __LINE__, "%s: flags %#x", t[i].code, f);
+		if ((f & EWS_ERRF_FIX_VERSION) && t[i].cls != EWS_ERR_CLIENT_BUG)
+			harness_fail(__FILE__, __LINE__, "%s: a version fix, not a client bug",
+			             t[i].code);
 		if ((f & EWS_ERRF_KEEP_SUBSCRIPTION) && (f & EWS_ERRF_DROP_WATERMARK))
 			harness_fail(__FILE__, __LINE__, "%s keeps and drops", t[i].code);
 		if ((f & EWS_ERRF_ALREADY_GONE) && t[i].cls != EWS_ERR_SUBSCRIPTION_LOST)
@@ -279,6 +286,19 @@ TEST(flags_are_consistent)
 	CHECK_EQ(ews_error_lookup("NoError", 7)->flags, 0);
 }
 
+/* The CalendarView page after a SHRINK: a first size under EWSFindCountLimit, then halves. */
+TEST(shrink_entries)
+{
+	CHECK_EQ(ews_error_shrink_entries(0), EWS_SHRINK_FIRST_ENTRIES);
+	CHECK_EQ(ews_error_shrink_entries(250), 125);
+	CHECK_EQ(ews_error_shrink_entries(125), 62);
+	CHECK_EQ(ews_error_shrink_entries(62), EWS_SHRINK_MIN_ENTRIES);
+	CHECK_EQ(ews_error_shrink_entries(EWS_SHRINK_MIN_ENTRIES), EWS_SHRINK_MIN_ENTRIES);
+	CHECK_EQ(ews_error_shrink_entries(1), EWS_SHRINK_MIN_ENTRIES);
+	CHECK_EQ(ews_error_shrink_entries(1000), 500);
+	CHECK(EWS_SHRINK_FIRST_ENTRIES < 250 + 1 && EWS_SHRINK_MIN_ENTRIES > 0);
+}
+
 int main(void)
 {
 	RUN(table_is_sorted_and_unique);
@@ -290,5 +310,6 @@ int main(void)
 	RUN(every_entry_is_found_at_every_length);
 	RUN(class_names);
 	RUN(flags_are_consistent);
+	RUN(shrink_entries);
 	return harness_done();
 }

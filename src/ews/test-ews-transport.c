@@ -3,8 +3,9 @@
  * test-ews-transport.c: the transport without a real server. Option and header validation,
  * and, against a tiny HTTP/1.1 server on the same libuv loop (canned answers, whole or in timed
  * pieces), what the transport sends and captures, keep-alive, the size limit, streaming with a
- * cancel and a post from inside the chunk callback, timeouts and the HTTP status mapping. The
- * end-to-end tests against ews-sim are in tests/ews/test_transport.py.
+ * cancel and a post from inside the chunk callback, timeouts, the HTTP status mapping, and the
+ * Retry-After header as the verdict reads it. The end-to-end tests against ews-sim are in
+ * tests/ews/test_transport.py.
  */
 #include "ews/ews-transport.h"
 
@@ -14,6 +15,8 @@
 
 #include "base/buf.h"
 #include "base/xalloc.h"
+#include "ews/ews-response.h"
+#include "ews/ews-verdict.h"
 #include "harness.h"
 
 /* -- a tiny HTTP server on the test's loop --------------------------------------------------- */
@@ -245,6 +248,7 @@ struct fx {
 	char request_id[EWS_MAX_HEADER_VALUE];
 	char echoed[EWS_MAX_HEADER_VALUE];
 	char be_server[EWS_MAX_HEADER_VALUE];
+	char retry_after[EWS_MAX_HEADER_VALUE];
 	/* streaming */
 	struct buf chunks;
 	int n_chunks;
@@ -316,7 +320,10 @@ static void on_done(void *ctx, struct ews_call *call, const struct ews_result *r
 	copy_opt(f->request_id, sizeof(f->request_id), r->request_id);
 	copy_opt(f->echoed, sizeof(f->echoed), r->echoed_request_id);
 	copy_opt(f->be_server, sizeof(f->be_server), r->be_server);
+	copy_opt(f->retry_after, sizeof(f->retry_after), r->retry_after);
 	f->last.body = f->body;
+	/* NULL stays NULL, so that the checks can tell "absent" from "empty". */
+	f->last.retry_after = r->retry_after != NULL ? f->retry_after : NULL;
 	f->last.client_request_id = NULL;
 	if (f->done_calls >= f->stop_after)
 		uv_stop(&f->loop);
@@ -445,6 +452,7 @@ TEST(sends_headers_and_captures_the_answer)
 	CHECK_STREQ(f.request_id, "11111111-2222-3333-4444-555555555555");
 	CHECK_STREQ(f.echoed, "echo-1");
 	CHECK_STREQ(f.be_server, "EXCH01");
+	CHECK(f.last.retry_after == NULL);
 	CHECK_EQ(f.last.new_connections, 1);
 	CHECK_EQ(ews_transport_active(f.t), 0);
 
@@ -680,6 +688,88 @@ TEST(status_mapping)
 	}
 }
 
+/* Retry-After is captured as written, from the last response only, and read by the verdict:
+ * an HTTP 503 with one is throttling with the server's pause. */
+TEST(captures_retry_after)
+{
+	static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
+				   "Content-Type: text/html\r\n"
+				   "retry-after:  120 \r\n"
+				   "Content-Length: 4\r\n"
+				   "\r\n"
+				   "busy";
+	static const char date[] = "HTTP/1.1 503 Service Unavailable\r\n"
+				   "Retry-After: Wed, 21 Oct 2015 07:28:00 GMT\r\n"
+				   "Content-Length: 0\r\n"
+				   "\r\n";
+	/* An interim 100 Continue's headers are not the answer's (every status line resets). */
+	static const char interim[] = "HTTP/1.1 100 Continue\r\n"
+				      "Retry-After: 7\r\n"
+				      "\r\n"
+				      "HTTP/1.1 200 OK\r\n"
+				      "Content-Type: text/xml\r\n"
+				      "Content-Length: 4\r\n"
+				      "\r\n"
+				      "<a/>";
+	char longer[EWS_MAX_HEADER_VALUE + 128];
+	struct ews_response resp;
+	struct ews_verdict v;
+	struct fx f;
+
+	fx_init(&f, NULL);
+	f.srv.response = busy;
+	CHECK_EQ(post(&f, NULL, "<a/>"), 0);
+	fx_run(&f);
+	CHECK_EQ(f.last.rc, -EAGAIN);
+	CHECK_EQ(f.last.http_status, 503);
+	CHECK(f.last.retry_after != NULL);
+	CHECK_STREQ(f.retry_after, "120");
+	ews_verdict_of_result(&f.last, NULL, &resp, &v);
+	CHECK_EQ(v.cls, EWS_ERR_THROTTLED);
+	CHECK_STREQ(v.code, "http-503");
+	CHECK_EQ(v.back_off_ms, 120000);
+	ews_response_clear(&resp);
+	/* A caller's value wins over the header. */
+	ews_verdict_of_result(&f.last, "3", &resp, &v);
+	CHECK_EQ(v.back_off_ms, 3000);
+	ews_response_clear(&resp);
+	fx_fini(&f);
+
+	/* An HTTP-date is kept as written; the verdict reads no pause from it. */
+	fx_init(&f, NULL);
+	f.srv.response = date;
+	CHECK_EQ(post(&f, NULL, "<a/>"), 0);
+	fx_run(&f);
+	CHECK_STREQ(f.retry_after, "Wed, 21 Oct 2015 07:28:00 GMT");
+	ews_verdict_of_result(&f.last, NULL, &resp, &v);
+	CHECK_EQ(v.cls, EWS_ERR_THROTTLED);
+	CHECK_EQ(v.back_off_ms, -1);
+	ews_response_clear(&resp);
+	fx_fini(&f);
+
+	fx_init(&f, NULL);
+	f.srv.response = interim;
+	CHECK_EQ(post(&f, NULL, "<a/>"), 0);
+	fx_run(&f);
+	CHECK_EQ(f.last.rc, 0);
+	CHECK_EQ(f.last.http_status, 200);
+	CHECK(f.last.retry_after == NULL);
+	fx_fini(&f);
+
+	/* Over EWS_MAX_HEADER_VALUE: ignored, never truncated into another number. */
+	(void)snprintf(longer, sizeof(longer),
+	               "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1%0*d\r\n"
+	               "Content-Length: 0\r\n\r\n",
+	               (int)EWS_MAX_HEADER_VALUE, 0);
+	fx_init(&f, NULL);
+	f.srv.response = longer;
+	CHECK_EQ(post(&f, NULL, "<a/>"), 0);
+	fx_run(&f);
+	CHECK_EQ(f.last.rc, -EAGAIN);
+	CHECK(f.last.retry_after == NULL);
+	fx_fini(&f);
+}
+
 TEST(timeouts)
 {
 	struct fx f;
@@ -772,6 +862,7 @@ int main(void)
 	RUN(streaming_post_inside_the_chunk_callback);
 	RUN(streaming_non_200_is_buffered);
 	RUN(status_mapping);
+	RUN(captures_retry_after);
 	RUN(timeouts);
 	RUN(connection_refused_and_free_with_calls_in_flight);
 	return harness_done();

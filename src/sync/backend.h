@@ -68,12 +68,14 @@ enum sync_result_flags {
 	SYNC_RF_GONE = 1u << 3,       /* unsubscribe: the feed was already gone (a success) */
 };
 
-/* The outcome of one request. */
+/* The outcome of one request. What only the backend can act on stays in it (EWS: SHRINK asks
+ * for smaller CalendarView pages from then on; FIX_VERSION becomes SYNC_MAILBOX_PERMANENT with
+ * the fix in msg). */
 struct sync_result {
 	enum sync_verdict verdict;
 	unsigned flags;      /* enum sync_result_flags */
 	int64_t back_off_ms; /* the server's pause for THROTTLED, -1 when it named none */
-	char msg[320];       /* for the log and the status's last errors: "code: text" */
+	char msg[512];       /* for the log, the status's last errors and a park: "code: text" */
 };
 
 /* What a request answered besides its verdict; every field is borrowed for the callback. */

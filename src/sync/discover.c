@@ -72,7 +72,7 @@ static void on_discover_done(void *ctx, struct ews_call *call, const struct ews_
 	sync_count_op(e, SYNC_OP_GET_USER_SETTINGS,
 	              v.cls == EWS_ERR_NONE || v.origin == EWS_VERDICT_AUTODISCOVER,
 	              r->elapsed_usec);
-	sync_ews_result(&v, &res);
+	sync_ews_result(e, &v, &res);
 	if (res.verdict == SYNC_OK)
 		for (size_t i = 0; i < d->n; i++)
 			home_of(d, &resp, i, &homes[i]);

@@ -33,6 +33,7 @@
 #include "sync/backend.h"
 #include "sync/output.h"
 #include "sync/rules.h"
+#include "sync/sched.h"
 
 #define DAY_SEC INT64_C(86400)
 #define MSEC    INT64_C(1000)
@@ -40,12 +41,13 @@
 /* Back-off after errors that need an admin (account-level, our own request refused). */
 #define SLOW_RETRY_USEC INT64_C(300000000)
 
+/* The needs are sync/sched.h's: mb->needs is handed to sync_sched_*() as it is. */
 enum need {
-	NEED_DISCOVER = 1u << 0,
-	NEED_SUBSCRIBE = 1u << 1,
-	NEED_READ = 1u << 2,
-	NEED_POLL = 1u << 3,
-	NEED_UNSUBSCRIBE = 1u << 4,
+	NEED_DISCOVER = SYNC_NEED_DISCOVER,
+	NEED_SUBSCRIBE = SYNC_NEED_SUBSCRIBE,
+	NEED_READ = SYNC_NEED_READ,
+	NEED_POLL = SYNC_NEED_POLL,
+	NEED_UNSUBSCRIBE = SYNC_NEED_UNSUBSCRIBE,
 };
 
 enum action {
@@ -120,9 +122,7 @@ struct sync_engine {
 	size_t in_flight;
 	size_t account_in_flight; /* requests on the service account's own budget */
 
-	int64_t clock_offset_sec;
-	bool clock_frozen;
-	int64_t frozen_utc;
+	struct cs_clock clock; /* calendar time; zeroed: the real clock */
 
 	bool started;
 	bool stopping;

@@ -200,17 +200,9 @@ static struct mb *mb_new(struct sync_engine *e, const struct store_mailbox *row)
 	rc = store_presence_get(e->store, mb->smtp, &mb->presence, &err);
 	mb->has_presence = rc == 0;
 
-	/* What it needs: Autodiscover unless an endpoint is known, a subscription unless one is
-	 * stored (a stored one is tried; the server says when it is gone), and always a read. */
-	if (e->cfg->ews_url == NULL && mb->ews_url == NULL)
-		mb->needs |= NEED_DISCOVER;
-	if (mb->sub_id == NULL)
-		mb->needs |= NEED_SUBSCRIBE;
-	else if (!is_stream(e)) {
-		mb->needs |= NEED_POLL;
-		mb->poll_due_usec = 0;
-	}
-	mb->needs |= NEED_READ;
+	/* What it needs (a pull poll is due at once: poll_due_usec is 0). */
+	mb->needs |= sync_sched_initial_needs(e->cfg->ews_url != NULL || mb->ews_url != NULL,
+	                                      mb->sub_id != NULL, is_stream(e));
 	if (mb->state == STORE_MB_LIVE)
 		mb->state = STORE_MB_SYNCING; /* set below through the store */
 	e->stats.mailboxes++;

@@ -17,7 +17,7 @@ static void arm_presence_timer(struct mb *mb)
 	int64_t next = mb->has_presence ? mb->presence.next_change_utc : 0;
 
 	uv_timer_stop(&mb->presence_timer);
-	if (!mb->has_presence || next <= 0 || next == PRESENCE_NEVER || e->clock_frozen)
+	if (!mb->has_presence || next <= 0 || next == PRESENCE_NEVER || clock_frozen(&e->clock))
 		return;
 	{
 		int64_t delay_ms = next * MSEC - now_ms(e);
@@ -235,7 +235,7 @@ void arm_day_timer(struct sync_engine *e)
 	int64_t ms = now_ms(e);
 	int64_t next = (ms / (DAY_SEC * MSEC) + 1) * DAY_SEC * MSEC;
 
-	if (e->clock_frozen)
+	if (clock_frozen(&e->clock))
 		return;
 	uv_timer_start(&e->day_timer, on_day_timer, (uint64_t)(next - ms) + 1000, 0);
 }

@@ -61,66 +61,45 @@ static void arm_work_timer(struct mb *mb, int64_t due_usec)
 	uv_timer_start(&mb->work_timer, on_work_timer, usec_to_ms(due_usec - now), 0);
 }
 
+/* The mailbox as sync/sched.c's pure decisions see it. */
+static void mb_sched_in(const struct mb *mb, struct sync_sched_in *in)
+{
+	*in = (struct sync_sched_in){
+		.needs = mb->needs,
+		.started = mb->e->started,
+		.stopping = mb->e->stopping || mb->removed,
+		.not_before_usec = mb->not_before_usec,
+		.read_due_usec = mb->read_due_usec,
+		.read_urgent = mb->read_urgent,
+		.poll_due_usec = mb->poll_due_usec,
+		.safety_due_usec = mb->safety_due_usec,
+	};
+}
+
 /*
- * Decides what the mailbox does next: queues it for the most important due need, or arms its
- * timer for the first need that becomes due. Safe to call any time.
+ * Does what sync_sched_next decides: queues the mailbox for its most important due need, or
+ * arms its timer for the first need that becomes due. Safe to call any time.
  */
 void mb_kick(struct mb *mb)
 {
-	struct sync_engine *e = mb->e;
 	int64_t now = clock_now_usec();
-	int64_t due = INT64_MAX;
+	struct sync_sched_in in;
+	struct sync_sched_out out;
 
 	if (mb->action != ACT_NONE || mb_queued(mb) || mb->closing)
 		return;
 	uv_timer_stop(&mb->work_timer);
-	if (e->stopping || mb->removed) {
-		if (mb->needs & NEED_UNSUBSCRIBE)
-			enqueue(mb, Q_BULK);
-		return;
-	}
-	if (!e->started)
-		return;
-	if (now < mb->not_before_usec) {
-		arm_work_timer(mb, mb->not_before_usec);
-		return;
-	}
-	if (mb->needs & NEED_UNSUBSCRIBE) {
-		enqueue(mb, Q_BULK);
-		return;
-	}
-	if (mb->needs & NEED_DISCOVER) {
-		enqueue(mb, Q_BULK);
-		return;
-	}
-	if (mb->needs & NEED_SUBSCRIBE) {
-		enqueue(mb, Q_BULK);
-		return;
-	}
-	if (mb->safety_due_usec != 0 && mb->safety_due_usec <= now && !(mb->needs & NEED_READ)) {
+	mb_sched_in(mb, &in);
+	sync_sched_next(&in, now, &out);
+	if (out.safety_read) {
 		mb->needs |= NEED_READ;
 		mb->read_due_usec = now;
 		mb->read_urgent = false;
 	}
-	if (mb->needs & NEED_READ) {
-		if (mb->read_due_usec <= now) {
-			enqueue(mb, mb->read_urgent ? Q_URGENT : Q_BULK);
-			return;
-		}
-		due = mb->read_due_usec;
-	}
-	if (mb->needs & NEED_POLL) {
-		if (mb->poll_due_usec <= now) {
-			enqueue(mb, Q_URGENT);
-			return;
-		}
-		if (mb->poll_due_usec < due)
-			due = mb->poll_due_usec;
-	}
-	if (mb->safety_due_usec != 0 && mb->safety_due_usec < due)
-		due = mb->safety_due_usec;
-	if (due != INT64_MAX)
-		arm_work_timer(mb, due);
+	if (out.ready)
+		enqueue(mb, out.urgent ? Q_URGENT : Q_BULK);
+	else if (out.due_usec != INT64_MAX)
+		arm_work_timer(mb, out.due_usec);
 }
 
 /*
@@ -224,9 +203,13 @@ static int mb_start(struct mb *mb)
 	struct sync_engine *e = mb->e;
 	const struct sync_backend_ops *bk = e->bk;
 	struct err err = {0};
+	struct sync_sched_in in;
+	enum sync_step step;
 	int rc = 0;
 
-	if (mb->needs & NEED_UNSUBSCRIBE) {
+	mb_sched_in(mb, &in);
+	step = sync_sched_start(&in);
+	if (step == SYNC_STEP_UNSUBSCRIBE) {
 		mb->action = ACT_UNSUBSCRIBE;
 		if (mb->sub_id == NULL) {
 			mb->action = ACT_NONE;
@@ -234,27 +217,27 @@ static int mb_start(struct mb *mb)
 			return 0;
 		}
 		rc = sent(mb, bk->unsubscribe(e->bs, mb, &err));
-	} else if (e->stopping || mb->removed) {
+	} else if (step == SYNC_STEP_NONE) {
 		return 0;
-	} else if (mb->needs & NEED_DISCOVER) {
+	} else if (step == SYNC_STEP_DISCOVER) {
 		mb->action = ACT_DISCOVER;
 		if (bk->leave_home(e->bs, mb))
 			mb_drop_subscription(mb, true);
 		rc = start_discover(e, mb, &err);
-	} else if (mb->needs & NEED_SUBSCRIBE) {
+	} else if (step == SYNC_STEP_SUBSCRIBE) {
 		mb->action = ACT_SUBSCRIBE;
 		rc = sent(mb, bk->subscribe(e->bs, mb, &err));
 		if (rc == 0)
 			e->stats.subscribes++;
 		if (mb->state == STORE_MB_UNRESOLVED)
 			mb_set_state(mb, STORE_MB_SYNCING, NULL);
-	} else if (mb->needs & NEED_READ) {
+	} else if (step == SYNC_STEP_READ) {
 		mb->action = ACT_READ;
 		mb->needs &= ~NEED_READ;
 		mb->read_urgent = false;
 		window_now(e, &mb->read_start_utc, &mb->read_end_utc);
 		rc = sent(mb, bk->read(e->bs, mb, mb->read_start_utc, mb->read_end_utc, &err));
-	} else if (mb->needs & NEED_POLL) {
+	} else if (step == SYNC_STEP_POLL) {
 		mb->action = ACT_POLL;
 		rc = sent(mb, bk->poll(e->bs, mb, &err));
 	}

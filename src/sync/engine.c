@@ -26,7 +26,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 uint64_t rng_next(struct sync_engine *e)
 {
@@ -44,15 +43,10 @@ int64_t backoff_usec(struct sync_engine *e, unsigned failures)
 	return backoff_delay(SYNC_RETRY_FIRST_USEC, SYNC_RETRY_MAX_USEC, failures, rng_next(e));
 }
 
-/* Calendar time in milliseconds: the real clock, or the test clock. */
+/* Calendar time in milliseconds: the injected clock (sync_engine_set_clock), by default real. */
 int64_t now_ms(const struct sync_engine *e)
 {
-	struct timespec ts;
-
-	if (e->clock_frozen)
-		return e->frozen_utc * MSEC;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * MSEC + ts.tv_nsec / 1000000 + e->clock_offset_sec * MSEC;
+	return clock_now_ms(&e->clock);
 }
 
 int64_t sync_engine_now_utc(const struct sync_engine *e)
@@ -215,12 +209,9 @@ int sync_engine_reload(struct sync_engine *e, const struct cfg *cfg, struct err 
 	return 0;
 }
 
-void sync_engine_set_clock(struct sync_engine *e, int64_t offset_sec, bool frozen,
-                           int64_t frozen_utc)
+void sync_engine_set_clock(struct sync_engine *e, const struct cs_clock *clock)
 {
-	e->clock_offset_sec = offset_sec;
-	e->clock_frozen = frozen;
-	e->frozen_utc = frozen_utc;
+	e->clock = clock != NULL ? *clock : (struct cs_clock){0};
 	if (!e->started)
 		return;
 	for (size_t i = 0; i < e->n_mbs; i++)

@@ -19,6 +19,7 @@
 #define SYNC_SMTP_SIZE 321
 
 struct cfg;
+struct cs_clock;
 struct err;
 struct store;
 struct sync_engine;
@@ -133,12 +134,11 @@ ATTR_NODISCARD int sync_engine_reload(struct sync_engine *e, const struct cfg *c
                                       struct err *err);
 
 /*
- * Clock shift for tests (docs/testing.md): calendar time is the real UTC clock plus offset_sec,
- * or, when frozen, exactly frozen_utc. Presence is recomputed for every mailbox at once and its
- * timers rescheduled. Never called in production.
+ * Injects the calendar clock (copied; NULL: the real clock, which is the default). Once started,
+ * presence is recomputed for every mailbox at once and its timers rescheduled; call it again
+ * whenever the time that clock reads jumps. Only the test build calls it (docs/testing.md).
  */
-void sync_engine_set_clock(struct sync_engine *e, int64_t offset_sec, bool frozen,
-                           int64_t frozen_utc);
+void sync_engine_set_clock(struct sync_engine *e, const struct cs_clock *clock);
 
 /* Calendar time as the engine sees it (UTC seconds). */
 int64_t sync_engine_now_utc(const struct sync_engine *e);

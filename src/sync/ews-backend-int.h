@@ -57,6 +57,7 @@ struct sync_backend_mb {
 	size_t n_page_items;
 	unsigned pages;
 	int64_t read_end_utc, page_start_utc;
+	unsigned page_max; /* MaxEntriesReturned, 0 = none; SHRINK lowers it for good */
 
 	struct group *group; /* streaming */
 	size_t group_slot;
@@ -99,7 +100,8 @@ struct conn {
 };
 
 /* ews-backend.c */
-void sync_ews_result(const struct ews_verdict *v, struct sync_result *out);
+void sync_ews_result(const struct sync_engine *e, const struct ews_verdict *v,
+                     struct sync_result *out);
 void sync_ews_header(const struct mb *mb, struct ews_header *h, const char *impersonate);
 void sync_ews_opts(const struct mb *mb, struct ews_call_opts *o);
 int sync_ews_post(struct sync_backend *b, struct mb *mb, enum sync_op op,

@@ -19,7 +19,8 @@
 /* ---- verdicts -------------------------------------------------------------------------- */
 
 /* The engine's reading of an EWS verdict. */
-void sync_ews_result(const struct ews_verdict *v, struct sync_result *out)
+void sync_ews_result(const struct sync_engine *e, const struct ews_verdict *v,
+                     struct sync_result *out)
 {
 	memset(out, 0, sizeof(*out));
 	switch (v->cls) {
@@ -60,6 +61,15 @@ void sync_ews_result(const struct ews_verdict *v, struct sync_result *out)
 		out->flags |= SYNC_RF_GONE;
 	out->back_off_ms = v->back_off_ms;
 	snprintf(out->msg, sizeof(out->msg), "%s", v->msg);
+	if (v->cls != EWS_ERR_NONE && (v->flags & EWS_ERRF_FIX_VERSION)) {
+		/* Only the configuration fixes it: park (a reload retries parked mailboxes now). */
+		snprintf(
+			out->msg, sizeof(out->msg),
+			"%s (RequestServerVersion %s refused: set <ews version=\"...\"> to one the "
+			"server accepts, see calsync check, then reload)",
+			v->msg, e->cfg->server_version);
+		out->verdict = SYNC_MAILBOX_PERMANENT;
+	}
 }
 
 /* ---- the backend and its mailboxes ------------------------------------------------------ */
@@ -236,6 +246,7 @@ static int read_page(struct sync_backend *b, struct mb *mb, struct err *err)
 	struct ews_find_calendar fc = {
 		.start_utc = bm->page_start_utc,
 		.end_utc = bm->read_end_utc,
+		.max_entries = bm->page_max,
 	};
 	int rc;
 
@@ -350,7 +361,7 @@ static void on_call_done(void *ctx, struct ews_call *call, const struct ews_resu
 	bm->call = NULL;
 	/* retry_after: struct ews_result does not carry the Retry-After header yet. */
 	ews_verdict_of_result(r, NULL, &resp, &v);
-	sync_ews_result(&v, &res);
+	sync_ews_result(e, &v, &res);
 	sync_count_op(e, bm->op, v.cls == EWS_ERR_NONE, r->elapsed_usec);
 	free(bm->cookie);
 	bm->cookie = NULL;
@@ -361,6 +372,13 @@ static void on_call_done(void *ctx, struct ews_call *call, const struct ews_resu
 			bm->cookie = xstrdup(r->backend_cookie);
 	} else if (v.cls != EWS_ERR_NONE && bm->op == SYNC_OP_FIND_ITEM) {
 		free_page(bm);
+		if ((v.flags & EWS_ERRF_SHRINK) && !sync_engine_stopping(e)) {
+			/* The answer was too big (EWSFindCountLimit, a timeout): smaller pages from
+			 * now. */
+			bm->page_max = ews_error_shrink_entries(bm->page_max);
+			log_info("%s: read: %s; CalendarView pages of %u from now", mb->smtp,
+			         v.code, bm->page_max);
+		}
 	}
 	/* The engine may free mb (and bm) here. */
 	sync_mb_done(mb, &res, &a);

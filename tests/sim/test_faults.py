@@ -343,3 +343,25 @@ def test_fault_keys_checked(fast):
     r = ok_call(fast)
     assert r.fault_code() == "ErrorServerBusy"
     assert r.xpath("//t:MessageXml/t:Value[@Name='BackOffMilliseconds']/text()") == ["2000"]
+
+
+def _calendar_view(sim, max_entries=None):
+    mx = ' MaxEntriesReturned="%d"' % max_entries if max_entries is not None else ""
+    body = ('<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape>'
+            '<m:CalendarView%s StartDate="2025-03-03T00:00:00Z" EndDate="2025-03-10T00:00:00Z"/>'
+            '<m:ParentFolderIds><t:DistinguishedFolderId Id="calendar"/></m:ParentFolderIds></m:FindItem>' % mx)
+    return ews.call(sim, body, impersonate=A)
+
+
+def test_max_entries_over_filter(fast):
+    """A fault for FindItems that ask for more than N items (or name no limit), as a server
+    whose EWSFindCountLimit a whole window passes would answer them."""
+    inject(fast, kind="ews_error", code="ErrorExceededFindCountLimit", count=None, max_entries_over=100)
+    assert _calendar_view(fast).codes() == ["ErrorExceededFindCountLimit"]
+    assert _calendar_view(fast, 101).codes() == ["ErrorExceededFindCountLimit"]
+    assert _calendar_view(fast, 100).codes() == ["NoError"]
+    assert ok_call(fast).codes() == ["NoError"]  # not a FindItem
+    f = fast.control("GET", "/faults", expect=200)[1]["faults"]
+    assert f[0]["filters"] == {"max_entries_over": 100} and f[0]["hits"] == 2
+    for bad in (-1, "10", True):
+        assert fast.control("POST", "/faults", {"kind": "http_503", "max_entries_over": bad})[0] == 400

@@ -32,6 +32,12 @@ def calsync_binary():
     return os.path.join(os.path.abspath(build), "calsync")
 
 
+def has_test_hooks(binary):
+    """Whether binary was built with -Dtest_hooks=true: only that build reads the test clock."""
+    with open(binary, "rb") as f:
+        return b"CALSYNC_TEST_CLOCK_FILE" in f.read()
+
+
 def user(n):
     return "user%05d@%s" % (n, DOMAIN)
 
@@ -214,6 +220,9 @@ class Calsync:
     def set_clock(self, *, at=None, frozen=None):
         """Calendar time for calsync AND ews-sim: `at` (epoch) running on from now, or
         `frozen` at an epoch. calsync rereads its clock file on SIGUSR2."""
+        if not has_test_hooks(calsync_binary()):
+            raise RuntimeError("%s has no test clock: configure its build with -Dtest_hooks=true "
+                               "(meson configure BUILD -Dtest_hooks=true)" % calsync_binary())
         # calsync takes whole seconds only (a JSON integer; anything else reads as 0).
         if frozen is not None:
             frozen = int(frozen)
