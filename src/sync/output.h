@@ -13,13 +13,6 @@ struct err;
 struct sync_output;
 
 /*
- * Transitional: the engine's name for struct cal_change (cal/change.h), so that src/sync/engine.c
- * builds unchanged while it is being split. Rename struct output_change to struct cal_change
- * there, then drop this line.
- */
-#define output_change cal_change
-
-/*
  * Opens the output: path NULL or "-" is standard output; anything else is opened with
  * O_APPEND | O_CREAT (mode 0640). 0 and *out, or a negative errno with err naming the path.
  */

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * convert.c: CalendarView items (struct ews_cal_item) to mirrored occurrences (struct
+ * ews-convert.c: CalendarView items (struct ews_cal_item) to mirrored occurrences (struct
  * cal_occurrence). Duplicates are found by sorting the ItemIds, so a full window of
  * STORE_MAX_OCCURRENCES items costs O(n log n), not O(n^2) string comparisons.
  */
-#include "sync/convert.h"
+#include "sync/ews-convert.h"
 
 #include <errno.h>
 #include <stdbool.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * convert.h: the calendar items of a CalendarView answer (ews-response) turned into the
+ * ews-convert.h: the calendar items of a CalendarView answer (ews-response) turned into the
  * occurrences calsync mirrors (cal/occurrence.h, what the store and the presence engine use).
  * Pure: no I/O, no clock.
  */

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test-sync-convert.c: CalendarView items to occurrences: every field, every skip rule, every
+ * test-sync-ews-convert.c: CalendarView items to occurrences: every field, every skip rule, every
  * enum mapping, private and confidential, duplicates (against a naive reference on a large
  * random input), the size limit, a real Exchange GetItem answer from the msdocs fixtures and a
  * CalendarView answer, both parsed by ews_response_parse, and a round trip through the store.
  */
-#include "sync/convert.h"
+#include "sync/ews-convert.h"
 
 #include <errno.h>
 #include <unistd.h>
@@ -857,7 +857,7 @@ TEST(store_round_trip)
 	size_t n_back = 0;
 	struct err e = {0};
 
-	(void)snprintf(dir, sizeof(dir), "%s/test-sync-convert-XXXXXX",
+	(void)snprintf(dir, sizeof(dir), "%s/test-sync-ews-convert-XXXXXX",
 	               base != NULL && base[0] != '\0' ? base : "/tmp");
 	if (mkdtemp(dir) == NULL) {
 		perror("mkdtemp");
