@@ -6,7 +6,9 @@ re-encrypts to the server, as a TLS-offloading load balancer, a reverse proxy or
 inspection does. Behind the second, the server certificate a client sees is not the server's,
 so an NTLM channel binding computed from it cannot match the one the server expects.
 
-Each connection has its own thread; reads wait at most IO_TIMEOUT, so a test never hangs.
+Each connection has its own thread. Reads never wait: the thread waits for either side to
+have something; a connection idle for IO_TIMEOUT is closed, and a write waits at most
+IO_TIMEOUT, so a test never hangs.
 """
 
 import select
@@ -87,13 +89,28 @@ class Relay:
                 if not ready:
                     return
             for s in ready:
-                try:
-                    data = s.recv(65536)
-                except ssl.SSLWantReadError:
+                data = Relay._read(s)
+                if data is None:
                     continue
                 if not data:
                     return
                 (b if s is a else a).sendall(data)
+
+    @staticmethod
+    def _read(s):
+        """What s has to give now: bytes, b"" at its end, or None if nothing yet.
+
+        The read does not wait. A readable socket need not hold application data: under TLS
+        1.3 the server sends its session tickets after the handshake, often before the
+        client's first request. A read that waited would consume them and then wait for the
+        server's answer to a request this thread has not forwarded yet, until IO_TIMEOUT."""
+        s.settimeout(0)
+        try:
+            return s.recv(65536)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+            return None
+        finally:
+            s.settimeout(IO_TIMEOUT)
 
     def stop(self):
         self.stopping = True
