@@ -2,7 +2,8 @@
 /*
  * harness.h: the unit-test harness, header-only. A test-foo.c defines TEST(name) functions and a
  * main() that RUN()s each and returns harness_done(). Output is TAP (meson: protocol 'tap');
- * failed checks print file:line and both values on stderr and do not stop the test.
+ * failed checks print file:line and both values on stderr and do not stop the test. A TEST that
+ * executes no CHECK fails, and so does a program that RUNs no TEST: neither asserted anything.
  */
 #pragma once
 
@@ -20,6 +21,7 @@
 /* Checks a condition. */
 #define CHECK(cond)                                                                  \
 	do {                                                                         \
+		harness_checks_run++;                                                \
 		if (!(cond))                                                         \
 			harness_fail(__FILE__, __LINE__, "CHECK(%s) failed", #cond); \
 	} while (0)
@@ -29,6 +31,7 @@
 	do {                                                                                     \
 		intmax_t harness_a_ = (a);                                                       \
 		intmax_t harness_b_ = (b);                                                       \
+		harness_checks_run++;                                                            \
 		if (harness_a_ != harness_b_)                                                    \
 			harness_fail(__FILE__, __LINE__, "CHECK_EQ(%s, %s): %jd != %jd", #a, #b, \
 			             harness_a_, harness_b_);                                    \
@@ -39,6 +42,7 @@
 	do {                                                                                      \
 		const char *harness_a_ = (a);                                                     \
 		const char *harness_b_ = (b);                                                     \
+		harness_checks_run++;                                                             \
 		if (!harness_streq(harness_a_, harness_b_))                                       \
 			harness_fail(__FILE__, __LINE__, "CHECK_STREQ(%s, %s): \"%s\" != \"%s\"", \
 			             #a, #b, harness_a_ ? harness_a_ : "(null)",                  \
@@ -48,6 +52,8 @@
 static int harness_tests_run;
 static int harness_tests_failed;
 static int harness_current_failures;
+/* CHECKs executed by the running TEST: a TEST that ran none asserted nothing and fails. */
+static long harness_checks_run;
 
 ATTR_PRINTF(3, 4)
 
@@ -73,7 +79,10 @@ static inline bool harness_streq(const char *a, const char *b)
 static inline void harness_run(const char *name, void (*fn)(void))
 {
 	harness_current_failures = 0;
+	harness_checks_run = 0;
 	fn();
+	if (harness_checks_run == 0 && harness_current_failures == 0)
+		harness_fail(__FILE__, __LINE__, "%s ran no CHECK", name);
 	harness_tests_run++;
 	if (harness_current_failures > 0)
 		harness_tests_failed++;
@@ -88,5 +97,9 @@ static inline void harness_run(const char *name, void (*fn)(void))
 static inline int harness_done(void)
 {
 	printf("1..%d\n", harness_tests_run);
+	if (harness_tests_run == 0) {
+		fprintf(stderr, "no TEST was RUN\n");
+		return 1;
+	}
 	return harness_tests_failed > 0 ? 1 : 0;
 }
