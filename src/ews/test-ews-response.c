@@ -551,6 +551,8 @@ TEST(msdocs_responses)
 
 TEST(msdocs_requests_are_not_responses)
 {
+	size_t requests = 0;
+
 	for (size_t i = 0; i < N_MSDOCS; i++) {
 		char rel[256];
 		size_t len = 0;
@@ -570,11 +572,15 @@ TEST(msdocs_requests_are_not_responses)
 		CHECK(contains(p.err.msg, "not an EWS or Autodiscover response"));
 		ews_response_clear(&p.r);
 		free(xml);
+		requests++;
 	}
+	CHECK_EQ(requests, N_MSDOCS - 19);
 }
 
 TEST(msdocs_truncations)
 {
+	size_t truncated = 0;
+
 	for (size_t i = 0; i < N_MSDOCS; i++) {
 		char rel[256];
 		size_t len = 0;
@@ -588,7 +594,9 @@ TEST(msdocs_truncations)
 			continue;
 		check_truncations(msdocs[i].file, xml, len);
 		free(xml);
+		truncated++;
 	}
+	CHECK_EQ(truncated, 19);
 }
 
 /* --- the wire fixture ------------------------------------------------------------------- */

@@ -266,6 +266,7 @@ class Calsync:
 
     def wait_live(self, smtps=None, timeout=LIVE_DEADLINE):
         smtps = [s.lower() for s in (self.mailboxes if smtps is None else smtps)]
+        assert smtps, "wait_live: no mailboxes to wait for"
 
         def ok():
             self.assert_running()

@@ -203,6 +203,7 @@ def test_retry_for_drops_old_events(sim, calsync_factory, receiver):
     cs = start(calsync_factory, sim, receiver, mbs, retry_for="3s")
     changes(cs, sim, mbs[0], 1)
     doomed = [ln["id"] for ln in cs.lines()]
+    assert doomed
     # Each is given up once older than 3 s, and the log says so.
     wait_for(lambda: all("event %d (%s) dropped" % (i, mbs[0]) in cs.stderr_text() for i in doomed),
              timeout=15, what="events %s dropped" % doomed)
@@ -210,6 +211,7 @@ def test_retry_for_drops_old_events(sim, calsync_factory, receiver):
     receiver.listen()
     changes(cs, sim, mbs[0], len(doomed))
     fresh = [ln["id"] for ln in cs.lines() if ln["id"] > max(doomed)]
+    assert fresh
     wait_for(lambda: [r.id for r in receiver.accepted()] == fresh, timeout=DEADLINE,
              what="the new events %s delivered" % fresh)
     lines = {ln["id"]: ln for ln in cs.lines()}
@@ -236,6 +238,7 @@ def test_without_secret_no_signature_and_new_target_starts_now(sim, calsync_fact
              timeout=10, what="the new target logged")
     changes(cs, sim, mbs[0], 1)
     want = [ln["id"] for ln in cs.lines() if ln["id"] > before]
+    assert want
     wait_for(lambda: [r.id for r in receiver.accepted()] == want, timeout=DEADLINE, what="changes delivered")
     for r in receiver.accepted():
         assert "x-calsync-signature" not in {k.lower() for k in r.headers}
