@@ -29,7 +29,7 @@ const char *sync_op_name(enum sync_op op)
 }
 
 /* Counts one finished request of op: its result and, for buffered calls, its latency. */
-void count_op(struct sync_engine *e, enum sync_op op, bool ok, int64_t elapsed_usec)
+void eng_count_op(struct sync_engine *e, enum sync_op op, bool ok, int64_t elapsed_usec)
 {
 	struct sync_op_stats *o = &e->stats.ops[op];
 	double sec = (double)elapsed_usec / 1e6;
@@ -48,7 +48,8 @@ void count_op(struct sync_engine *e, enum sync_op op, bool ok, int64_t elapsed_u
 }
 
 /* Keeps the last SYNC_STATUS_ERRORS errors for `calsync status` (the log has them all). */
-void record_error(struct sync_engine *e, const char *mailbox, const char *what, const char *message)
+void eng_record_error(struct sync_engine *e, const char *mailbox, const char *what,
+                      const char *message)
 {
 	struct sync_error_info *x;
 
@@ -66,7 +67,7 @@ void record_error(struct sync_engine *e, const char *mailbox, const char *what, 
 
 /* ---- other threads: commands and stats ---------------------------------------------- */
 
-void publish_stats(struct sync_engine *e)
+void eng_publish_stats(struct sync_engine *e)
 {
 	struct sync_stats st = e->stats;
 	int64_t now = clock_now_usec();
@@ -120,9 +121,9 @@ static void report_progress(struct sync_engine *e)
 	e->progress_live = st->live;
 }
 
-void on_stats_timer(uv_timer_t *t)
+void eng_on_stats_timer(uv_timer_t *t)
 {
-	publish_stats(t->data);
+	eng_publish_stats(t->data);
 	report_progress(t->data);
 }
 
@@ -176,7 +177,7 @@ static int run_command(struct sync_engine *e, struct command *c)
 	return 0;
 }
 
-void on_command(uv_async_t *h)
+void eng_on_command(uv_async_t *h)
 {
 	struct sync_engine *e = h->data;
 
@@ -194,9 +195,9 @@ void on_command(uv_async_t *h)
 			c->rc = err_set(&c->err, -ESHUTDOWN, "calsync is stopping");
 		else
 			c->rc = run_command(e, c);
-		dispatch(e);
-		batch_commit(e); /* the caller may read the store once we answer */
-		publish_stats(e);
+		eng_dispatch(e);
+		eng_batch_commit(e); /* the caller may read the store once we answer */
+		eng_publish_stats(e);
 		pthread_mutex_lock(&e->lock);
 		c->done = true;
 		pthread_cond_broadcast(&e->cmd_done);
@@ -282,7 +283,7 @@ void sync_engine_set_change_hook(struct sync_engine *e, void (*fn)(void *ctx, in
 }
 
 /* No more commands: pending ones get -ESHUTDOWN. */
-void commands_shut(struct sync_engine *e)
+void eng_commands_shut(struct sync_engine *e)
 {
 	pthread_mutex_lock(&e->lock);
 	e->shut = true;

@@ -179,17 +179,17 @@ struct command {
 };
 
 /* engine.c */
-uint64_t rng_next(struct sync_engine *e);
-int64_t jitter(struct sync_engine *e, int64_t d);
+uint64_t eng_rng_next(struct sync_engine *e);
+int64_t eng_jitter(struct sync_engine *e, int64_t d);
 int64_t backoff_usec(struct sync_engine *e, unsigned failures);
-int64_t now_ms(const struct sync_engine *e);
-bool is_stream(const struct sync_engine *e);
+int64_t eng_now_ms(const struct sync_engine *e);
+bool eng_is_stream(const struct sync_engine *e);
 const char *mb_url(const struct mb *mb);
-uint64_t usec_to_ms(int64_t usec);
-bool str_eq(const char *a, const char *b);
+uint64_t eng_usec_to_ms(int64_t usec);
+bool eng_str_eq(const char *a, const char *b);
 
 /* engine-mailbox.c */
-void replace_str(char **dst, const char *src);
+void eng_replace_str(char **dst, const char *src);
 void mb_set_state(struct mb *mb, enum store_mb_state st, const char *reason);
 void mb_drop_subscription(struct mb *mb, bool keep_watermark);
 void mb_resubscribe(struct mb *mb, bool drop_watermark);
@@ -208,20 +208,20 @@ void mb_succeeded(struct mb *mb);
 bool mb_queued(const struct mb *mb);
 void mb_kick(struct mb *mb);
 void mb_schedule_read(struct mb *mb, int64_t delay_usec, bool urgent);
-void dispatch(struct sync_engine *e);
+void eng_dispatch(struct sync_engine *e);
 
 /* engine-presence.c */
-void batch_commit(struct sync_engine *e);
-void batch_open(void *ctx);
+void eng_batch_commit(struct sync_engine *e);
+void eng_batch_open(void *ctx);
 void mb_update_presence(struct mb *mb, const struct cal_occurrence *occ, size_t n, const char *why);
 void mb_recompute_stored(struct mb *mb, const char *why);
-void arm_day_timer(struct sync_engine *e);
+void eng_arm_day_timer(struct sync_engine *e);
 
 /* engine-command.c */
-void count_op(struct sync_engine *e, enum sync_op op, bool ok, int64_t elapsed_usec);
-void record_error(struct sync_engine *e, const char *mailbox, const char *what,
-                  const char *message);
-void publish_stats(struct sync_engine *e);
-void on_stats_timer(uv_timer_t *t);
-void on_command(uv_async_t *h);
-void commands_shut(struct sync_engine *e);
+void eng_count_op(struct sync_engine *e, enum sync_op op, bool ok, int64_t elapsed_usec);
+void eng_record_error(struct sync_engine *e, const char *mailbox, const char *what,
+                      const char *message);
+void eng_publish_stats(struct sync_engine *e);
+void eng_on_stats_timer(uv_timer_t *t);
+void eng_on_command(uv_async_t *h);
+void eng_commands_shut(struct sync_engine *e);

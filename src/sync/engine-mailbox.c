@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void replace_str(char **dst, const char *src)
+void eng_replace_str(char **dst, const char *src)
 {
 	free(*dst);
 	*dst = src ? xstrdup(src) : NULL;
@@ -71,7 +71,7 @@ void mb_drop_subscription(struct mb *mb, bool keep_watermark)
 		mb->watermark = NULL;
 	}
 	/* A pull row with a watermark stays: its id is dead, but a restart resumes from it. */
-	if ((is_stream(e) || mb->watermark == NULL) &&
+	if ((eng_is_stream(e) || mb->watermark == NULL) &&
 	    store_subscription_delete(e->store, mb->smtp, &err) < 0)
 		log_err("store: %s: %s", mb->smtp, err.msg);
 	e->bk->feed_closed(e->bs, mb);
@@ -188,7 +188,7 @@ static struct mb *mb_new(struct sync_engine *e, const struct store_mailbox *row)
 		mb->grouping = row->grouping ? xstrdup(row->grouping) : NULL;
 	}
 	rc = store_subscription_get(e->store, mb->smtp, &sub, &err);
-	if (rc == 0 && (sub.kind == STORE_SUB_STREAMING) == is_stream(e)) {
+	if (rc == 0 && (sub.kind == STORE_SUB_STREAMING) == eng_is_stream(e)) {
 		mb->sub_id = sub.id;
 		sub.id = NULL;
 		if (sub.watermark) {
@@ -202,7 +202,7 @@ static struct mb *mb_new(struct sync_engine *e, const struct store_mailbox *row)
 
 	/* What it needs (a pull poll is due at once: poll_due_usec is 0). */
 	mb->needs |= sync_sched_initial_needs(e->cfg->ews_url != NULL || mb->ews_url != NULL,
-	                                      mb->sub_id != NULL, is_stream(e));
+	                                      mb->sub_id != NULL, eng_is_stream(e));
 	if (mb->state == STORE_MB_LIVE)
 		mb->state = STORE_MB_SYNCING; /* set below through the store */
 	e->stats.mailboxes++;

@@ -20,7 +20,7 @@ static void arm_presence_timer(struct mb *mb)
 	if (!mb->has_presence || next <= 0 || next == PRESENCE_NEVER || clock_frozen(&e->clock))
 		return;
 	{
-		int64_t delay_ms = next * MSEC - now_ms(e);
+		int64_t delay_ms = next * MSEC - eng_now_ms(e);
 
 		uv_timer_start(&mb->presence_timer, on_presence_timer,
 		               delay_ms < 0 ? 0 : (uint64_t)delay_ms, 0);
@@ -80,7 +80,7 @@ static void pending_line_clear(struct pending_line *l)
  * API or the webhooks), and the mailboxes whose presence changed in it are re-read after a
  * back-off and record their presence again.
  */
-void batch_commit(struct sync_engine *e)
+void eng_batch_commit(struct sync_engine *e)
 {
 	struct err err = {0};
 	int rc;
@@ -113,11 +113,11 @@ void batch_commit(struct sync_engine *e)
 
 static void on_batch_timer(uv_timer_t *t)
 {
-	batch_commit(t->data);
+	eng_batch_commit(t->data);
 }
 
 /* store_set_write_hook: the first write after a commit opens the next batch. */
-void batch_open(void *ctx)
+void eng_batch_open(void *ctx)
 {
 	struct sync_engine *e = ctx;
 	struct err err = {0};
@@ -148,10 +148,11 @@ void mb_update_presence(struct mb *mb, const struct cal_occurrence *occ, size_t 
 	sp.until_utc = p.until_utc == PRESENCE_NEVER ? 0 : p.until_utc;
 	sp.next_change_utc = p.next_change_utc == PRESENCE_NEVER ? 0 : p.next_change_utc;
 	sp.updated_utc = now;
-	if (mb->has_presence && str_eq(sp.state, mb->presence.state) &&
-	    str_eq(sp.profile, mb->presence.profile) && str_eq(sp.forward, mb->presence.forward) &&
-	    str_eq(sp.subject, mb->presence.subject) && sp.since_utc == mb->presence.since_utc &&
-	    sp.until_utc == mb->presence.until_utc) {
+	if (mb->has_presence && eng_str_eq(sp.state, mb->presence.state) &&
+	    eng_str_eq(sp.profile, mb->presence.profile) &&
+	    eng_str_eq(sp.forward, mb->presence.forward) &&
+	    eng_str_eq(sp.subject, mb->presence.subject) &&
+	    sp.since_utc == mb->presence.since_utc && sp.until_utc == mb->presence.until_utc) {
 		if (sp.next_change_utc != mb->presence.next_change_utc) {
 			mb->presence.next_change_utc = sp.next_change_utc;
 			if (store_presence_put(e->store, mb->smtp, &sp, &err) < 0)
@@ -223,16 +224,16 @@ static void on_presence_timer(uv_timer_t *t)
 {
 	struct mb *mb = t->data;
 
-	if (now_ms(mb->e) < mb->presence.next_change_utc * MSEC) {
+	if (eng_now_ms(mb->e) < mb->presence.next_change_utc * MSEC) {
 		arm_presence_timer(mb); /* the wall clock lagged the monotonic one */
 		return;
 	}
 	mb_recompute_stored(mb, "timer");
 }
 
-void arm_day_timer(struct sync_engine *e)
+void eng_arm_day_timer(struct sync_engine *e)
 {
-	int64_t ms = now_ms(e);
+	int64_t ms = eng_now_ms(e);
 	int64_t next = (ms / (DAY_SEC * MSEC) + 1) * DAY_SEC * MSEC;
 
 	if (clock_frozen(&e->clock))
@@ -252,7 +253,7 @@ static void on_day_timer(uv_timer_t *t)
 		spread = e->cfg->safety_refresh_usec;
 	for (size_t i = 0; i < e->n_mbs; i++) {
 		struct mb *mb = e->mbs[i];
-		int64_t due = now + (int64_t)(rng_next(e) % (uint64_t)spread);
+		int64_t due = now + (int64_t)(eng_rng_next(e) % (uint64_t)spread);
 
 		if (mb->safety_due_usec == 0 || due < mb->safety_due_usec) {
 			mb->safety_due_usec = due;
@@ -260,5 +261,5 @@ static void on_day_timer(uv_timer_t *t)
 				mb_kick(mb);
 		}
 	}
-	arm_day_timer(e);
+	eng_arm_day_timer(e);
 }

@@ -20,7 +20,7 @@ void mb_failed(struct mb *mb, enum action act, const struct sync_result *v)
 
 	mb->failures++;
 	if (v->verdict != SYNC_GAP)
-		record_error(e, mb->smtp, act_names[act], v->msg);
+		eng_record_error(e, mb->smtp, act_names[act], v->msg);
 	switch (v->verdict) {
 	case SYNC_THROTTLED:
 		e->stats.throttled++;
@@ -39,7 +39,7 @@ void mb_failed(struct mb *mb, enum action act, const struct sync_result *v)
 		break;
 	case SYNC_MAILBOX_PERMANENT:
 		mb_set_state(mb, STORE_MB_PARKED, v->msg);
-		mb->not_before_usec = now + jitter(e, SYNC_PARKED_RETRY_USEC);
+		mb->not_before_usec = now + eng_jitter(e, SYNC_PARKED_RETRY_USEC);
 		mb->needs |= NEED_SUBSCRIBE | NEED_READ;
 		mb->needs &= ~NEED_POLL;
 		break;
@@ -49,7 +49,7 @@ void mb_failed(struct mb *mb, enum action act, const struct sync_result *v)
 		        v->verdict == SYNC_REFUSED ? "calsync's request was refused"
 		                                   : "the service account's configuration",
 		        (int)(SLOW_RETRY_USEC / USEC_PER_SEC));
-		mb->not_before_usec = now + jitter(e, SLOW_RETRY_USEC);
+		mb->not_before_usec = now + eng_jitter(e, SLOW_RETRY_USEC);
 		break;
 	default:
 		mb->not_before_usec = now + backoff_usec(e, mb->failures);
@@ -81,7 +81,7 @@ static void finish_unsubscribe(struct mb *mb, const struct sync_result *v)
 		free(mb->sub_id);
 		mb->sub_id = NULL;
 		/* A pull row keeps its watermark so that a restart resumes from it. */
-		if ((is_stream(e) || mb->removed) &&
+		if ((eng_is_stream(e) || mb->removed) &&
 		    store_subscription_delete(e->store, mb->smtp, &err) < 0)
 			log_err("store: %s: %s", mb->smtp, err.msg);
 	} else {
@@ -102,18 +102,18 @@ static void finish_subscribe(struct mb *mb, const struct sync_answer *a)
 		mb_failed(mb, ACT_SUBSCRIBE, &v);
 		return;
 	}
-	replace_str(&mb->sub_id, a->sub_id);
-	if (!is_stream(e) && a->watermark)
-		replace_str(&mb->watermark, a->watermark);
+	eng_replace_str(&mb->sub_id, a->sub_id);
+	if (!eng_is_stream(e) && a->watermark)
+		eng_replace_str(&mb->watermark, a->watermark);
 	mb->needs &= ~NEED_SUBSCRIBE;
-	sub.kind = is_stream(e) ? STORE_SUB_STREAMING : STORE_SUB_PULL;
+	sub.kind = eng_is_stream(e) ? STORE_SUB_STREAMING : STORE_SUB_PULL;
 	sub.id = mb->sub_id;
-	sub.watermark = is_stream(e) ? NULL : mb->watermark;
+	sub.watermark = eng_is_stream(e) ? NULL : mb->watermark;
 	sub.watermark_len = sub.watermark ? strlen(sub.watermark) : 0;
 	sub.created_utc = sync_engine_now_utc(e);
 	if (store_subscription_put(e->store, mb->smtp, &sub, &err) < 0)
 		log_err("store: %s: %s", mb->smtp, err.msg);
-	if (is_stream(e)) {
+	if (eng_is_stream(e)) {
 		e->bk->feed_opened(e->bs, mb);
 	} else {
 		mb->needs |= NEED_POLL;
@@ -133,7 +133,7 @@ static void finish_poll(struct mb *mb, const struct sync_answer *a)
 	struct err err = {0};
 
 	if (wm && (mb->watermark == NULL || strcmp(wm, mb->watermark) != 0)) {
-		replace_str(&mb->watermark, wm);
+		eng_replace_str(&mb->watermark, wm);
 		if (store_subscription_set_watermark(e->store, mb->smtp, wm, strlen(wm), &err) < 0)
 			log_err("store: %s: %s", mb->smtp, err.msg);
 	}
@@ -169,8 +169,8 @@ static void finish_read(struct mb *mb, const struct sync_answer *a)
 		log_debug("%s: window read: %zu added, %zu changed, %zu removed", mb->smtp,
 		          diff.n_added, diff.n_changed, diff.n_removed);
 	store_diff_clear(&diff);
-	mb->safety_due_usec =
-		now + jitter(e, e->cfg->safety_refresh_usec) / 2 + e->cfg->safety_refresh_usec / 2;
+	mb->safety_due_usec = now + eng_jitter(e, e->cfg->safety_refresh_usec) / 2 +
+	                      e->cfg->safety_refresh_usec / 2;
 	mb_update_presence(mb, a->occ, a->n_occ, "calendar-changed");
 	if (!(mb->needs & (NEED_SUBSCRIBE | NEED_DISCOVER)) && mb->sub_id)
 		mb_set_state(mb, STORE_MB_LIVE, NULL);
@@ -234,7 +234,7 @@ void sync_mb_done(struct mb *mb, const struct sync_result *r, const struct sync_
 	} else {
 		mb_kick(mb);
 	}
-	dispatch(e);
+	eng_dispatch(e);
 }
 
 /* One mailbox of a discover batch: its home, or why it has none. */
@@ -251,8 +251,8 @@ static void discovered_one(struct mb *mb, const struct sync_result *r, const str
 	} else {
 		mb_succeeded(mb);
 		mb->needs &= ~NEED_DISCOVER;
-		replace_str(&mb->ews_url, h->url);
-		replace_str(&mb->grouping, h->grouping);
+		eng_replace_str(&mb->ews_url, h->url);
+		eng_replace_str(&mb->grouping, h->grouping);
 		if (store_mailbox_set_endpoint(e->store, mb->smtp, h->url, h->grouping, &err) < 0)
 			log_err("store: %s: %s", mb->smtp, err.msg);
 		if (!(mb->needs & NEED_SUBSCRIBE) && mb->sub_id == NULL)
@@ -280,7 +280,7 @@ void sync_discovered(struct sync_engine *e, struct mb *const *mbs, size_t n,
 		}
 		discovered_one(mb, r, &homes[i]);
 	}
-	dispatch(e);
+	eng_dispatch(e);
 }
 
 void sync_mb_changed(struct mb *mb)
@@ -319,12 +319,12 @@ bool sync_engine_stopping(const struct sync_engine *e)
 void sync_note_error(struct sync_engine *e, const char *mailbox, const char *what,
                      const char *message)
 {
-	record_error(e, mailbox, what, message);
+	eng_record_error(e, mailbox, what, message);
 }
 
 void sync_count_op(struct sync_engine *e, enum sync_op op, bool ok, int64_t elapsed_usec)
 {
-	count_op(e, op, ok, elapsed_usec);
+	eng_count_op(e, op, ok, elapsed_usec);
 }
 
 int64_t sync_backoff_usec(struct sync_engine *e, unsigned failures)

@@ -58,7 +58,7 @@ static void arm_work_timer(struct mb *mb, int64_t due_usec)
 {
 	int64_t now = clock_now_usec();
 
-	uv_timer_start(&mb->work_timer, on_work_timer, usec_to_ms(due_usec - now), 0);
+	uv_timer_start(&mb->work_timer, on_work_timer, eng_usec_to_ms(due_usec - now), 0);
 }
 
 /* The mailbox as sync/sched.c's pure decisions see it. */
@@ -252,7 +252,7 @@ static int mb_start(struct mb *mb)
 
 /* ---- dispatch ------------------------------------------------------------------------ */
 
-void dispatch(struct sync_engine *e)
+void eng_dispatch(struct sync_engine *e)
 {
 	while (e->in_flight < SYNC_MAX_IN_FLIGHT) {
 		struct mb *mb;
@@ -287,5 +287,5 @@ static void on_dispatch_idle(uv_idle_t *h)
 
 	uv_idle_stop(h);
 	e->dispatch_pending = false;
-	dispatch(e);
+	eng_dispatch(e);
 }

@@ -5,7 +5,7 @@
  *
  * Every mailbox is a small state machine driven by what it still needs: Autodiscover, a
  * subscription, a window read, a poll (pull), an unsubscribe. mb_kick() picks the next need
- * that is due and queues the mailbox; dispatch() starts queued work while fewer than
+ * that is due and queues the mailbox; eng_dispatch() starts queued work while fewer than
  * SYNC_MAX_IN_FLIGHT buffered requests are out, event-driven work (reads after a notification,
  * polls) before bulk work (initial sync, safety refreshes). A mailbox has at most one buffered
  * request in flight, so one slow or failing mailbox holds one slot and never stalls the rest;
@@ -27,36 +27,36 @@
 #include <stdlib.h>
 #include <string.h>
 
-uint64_t rng_next(struct sync_engine *e)
+uint64_t eng_rng_next(struct sync_engine *e)
 {
 	return backoff_rng_next(&e->rng);
 }
 
 /* A delay between d/2 and d: spreads retries of many mailboxes that failed together. */
-int64_t jitter(struct sync_engine *e, int64_t d)
+int64_t eng_jitter(struct sync_engine *e, int64_t d)
 {
-	return backoff_jitter(d, rng_next(e));
+	return backoff_jitter(d, eng_rng_next(e));
 }
 
 int64_t backoff_usec(struct sync_engine *e, unsigned failures)
 {
-	return backoff_delay(SYNC_RETRY_FIRST_USEC, SYNC_RETRY_MAX_USEC, failures, rng_next(e));
+	return backoff_delay(SYNC_RETRY_FIRST_USEC, SYNC_RETRY_MAX_USEC, failures, eng_rng_next(e));
 }
 
 /* Calendar time in milliseconds: the injected clock (sync_engine_set_clock), by default real. */
-int64_t now_ms(const struct sync_engine *e)
+int64_t eng_now_ms(const struct sync_engine *e)
 {
 	return clock_now_ms(&e->clock);
 }
 
 int64_t sync_engine_now_utc(const struct sync_engine *e)
 {
-	int64_t ms = now_ms(e);
+	int64_t ms = eng_now_ms(e);
 
 	return ms >= 0 ? ms / MSEC : -((-ms + MSEC - 1) / MSEC);
 }
 
-bool is_stream(const struct sync_engine *e)
+bool eng_is_stream(const struct sync_engine *e)
 {
 	return e->cfg->notify == CFG_NOTIFY_STREAM;
 }
@@ -67,14 +67,14 @@ const char *mb_url(const struct mb *mb)
 }
 
 /* Timer delay in libuv's milliseconds, rounded up, never negative. */
-uint64_t usec_to_ms(int64_t usec)
+uint64_t eng_usec_to_ms(int64_t usec)
 {
 	return usec <= 0 ? 0 : (uint64_t)((usec + 999) / 1000);
 }
 
 /* ---- presence ------------------------------------------------------------------------- */
 
-bool str_eq(const char *a, const char *b)
+bool eng_str_eq(const char *a, const char *b)
 {
 	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
 }
@@ -109,14 +109,14 @@ int sync_engine_new(uv_loop_t *loop, const struct cfg *cfg, struct store *store,
 		pthread_cond_init(&e->cmd_done, &ca);
 		pthread_condattr_destroy(&ca);
 	}
-	uv_async_init(loop, &e->cmd_async, on_command);
+	uv_async_init(loop, &e->cmd_async, eng_on_command);
 	e->cmd_async.data = e;
 	uv_timer_init(loop, &e->stats_timer);
 	e->stats_timer.data = e;
 	uv_timer_init(loop, &e->batch_timer);
 	e->batch_timer.data = e;
 	e->handles_open = 6;
-	store_set_write_hook(store, batch_open, e);
+	store_set_write_hook(store, eng_batch_open, e);
 
 	/* The one backend there is; a second one is chosen here by the configuration. */
 	e->bk = &sync_ews_backend;
@@ -128,7 +128,7 @@ int sync_engine_new(uv_loop_t *loop, const struct cfg *cfg, struct store *store,
 		goto fail;
 	/* Other threads (webhooks, the API) start next and must not find the store locked by a
 	 * batch that only the running loop would commit. */
-	batch_commit(e);
+	eng_batch_commit(e);
 	*out_engine = e;
 	return 0;
 fail:
@@ -158,9 +158,9 @@ int sync_engine_start(struct sync_engine *e, struct err *err)
 	for (size_t i = 0; i < e->n_mbs; i++)
 		mb_recompute_stored(e->mbs[i], "timer");
 	e->started = true;
-	arm_day_timer(e);
-	uv_timer_start(&e->stats_timer, on_stats_timer, 1000, 1000);
-	publish_stats(e); /* readers see the mailbox counts at once, not after a second */
+	eng_arm_day_timer(e);
+	uv_timer_start(&e->stats_timer, eng_on_stats_timer, 1000, 1000);
+	eng_publish_stats(e); /* readers see the mailbox counts at once, not after a second */
 	for (size_t i = 0; i < e->n_mbs; i++)
 		mb_kick(e->mbs[i]);
 	/* Stored subscriptions are tried right away. */
@@ -170,8 +170,9 @@ int sync_engine_start(struct sync_engine *e, struct err *err)
 		if (mb->sub_id && !(mb->needs & NEED_DISCOVER))
 			e->bk->resume(e->bs, mb);
 	}
-	dispatch(e);
-	batch_commit(e); /* the caught-up presence is stored and announced before the loop runs */
+	eng_dispatch(e);
+	eng_batch_commit(
+		e); /* the caught-up presence is stored and announced before the loop runs */
 	return 0;
 }
 
@@ -180,11 +181,11 @@ int sync_engine_reload(struct sync_engine *e, const struct cfg *cfg, struct err 
 	const struct cfg *old = e->cfg;
 	int rc;
 
-	if (!str_eq(old->ews_url, cfg->ews_url) || !str_eq(old->user, cfg->user) ||
-	    old->auth != cfg->auth || !str_eq(old->store_path, cfg->store_path) ||
-	    old->notify != cfg->notify || !str_eq(old->ca_file, cfg->ca_file) ||
-	    !str_eq(old->autodiscover_url, cfg->autodiscover_url) ||
-	    !str_eq(old->output_path, cfg->output_path))
+	if (!eng_str_eq(old->ews_url, cfg->ews_url) || !eng_str_eq(old->user, cfg->user) ||
+	    old->auth != cfg->auth || !eng_str_eq(old->store_path, cfg->store_path) ||
+	    old->notify != cfg->notify || !eng_str_eq(old->ca_file, cfg->ca_file) ||
+	    !eng_str_eq(old->autodiscover_url, cfg->autodiscover_url) ||
+	    !eng_str_eq(old->output_path, cfg->output_path))
 		log_warn("reload: server, account, TLS, store, output and notification mode take "
 		         "effect only after a restart");
 	/* Keep what needs a restart by pointing at the new cfg only for what the engine rereads:
@@ -204,7 +205,7 @@ int sync_engine_reload(struct sync_engine *e, const struct cfg *cfg, struct err 
 		}
 		mb_recompute_stored(mb, "config");
 	}
-	dispatch(e);
+	eng_dispatch(e);
 	log_info("reloaded: %zu mailboxes", e->stats.mailboxes);
 	return 0;
 }
@@ -217,7 +218,7 @@ void sync_engine_set_clock(struct sync_engine *e, const struct cs_clock *clock)
 	for (size_t i = 0; i < e->n_mbs; i++)
 		mb_recompute_stored(e->mbs[i], "clock");
 	uv_timer_stop(&e->day_timer);
-	arm_day_timer(e);
+	eng_arm_day_timer(e);
 }
 
 void sync_engine_stop(struct sync_engine *e, void (*done)(void *ctx), void *ctx)
@@ -225,7 +226,7 @@ void sync_engine_stop(struct sync_engine *e, void (*done)(void *ctx), void *ctx)
 	e->stopping = true;
 	e->stop_done = done;
 	e->stop_ctx = ctx;
-	commands_shut(e);
+	eng_commands_shut(e);
 	uv_timer_stop(&e->day_timer);
 	e->bk->stop(e->bs);
 	for (size_t i = 0; i < e->n_mbs; i++) {
@@ -239,8 +240,8 @@ void sync_engine_stop(struct sync_engine *e, void (*done)(void *ctx), void *ctx)
 		mb->not_before_usec = 0;
 		mb_kick(mb);
 	}
-	uv_timer_start(&e->stop_timer, on_stop_timer, usec_to_ms(SYNC_SHUTDOWN_USEC), 0);
-	dispatch(e);
+	uv_timer_start(&e->stop_timer, on_stop_timer, eng_usec_to_ms(SYNC_SHUTDOWN_USEC), 0);
+	eng_dispatch(e);
 }
 
 static void on_engine_handle_closed(uv_handle_t *h)
@@ -259,7 +260,7 @@ void sync_engine_free(struct sync_engine *e)
 {
 	if (e == NULL)
 		return;
-	batch_commit(e);
+	eng_batch_commit(e);
 	store_set_write_hook(e->store, NULL, NULL);
 	free(e->pending);
 	e->pending = NULL;
@@ -277,7 +278,7 @@ void sync_engine_free(struct sync_engine *e)
 	free(e->mbs);
 	e->mbs = NULL;
 	/* The engine's memory goes with its last handle. */
-	commands_shut(e);
+	eng_commands_shut(e);
 	uv_close((uv_handle_t *)&e->cmd_async, on_engine_handle_closed);
 	uv_close((uv_handle_t *)&e->stats_timer, on_engine_handle_closed);
 	uv_close((uv_handle_t *)&e->stop_timer, on_engine_handle_closed);

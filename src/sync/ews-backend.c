@@ -204,13 +204,13 @@ static int ews_subscribe(struct sync_backend *b, struct mb *mb, struct err *err)
 	struct sync_engine *e = mb->e;
 	struct ews_header h;
 	struct ews_call_opts o;
-	struct ews_subscribe s = {.streaming = is_stream(e)};
+	struct ews_subscribe s = {.streaming = eng_is_stream(e)};
 	int64_t minutes = 3 * e->cfg->pull_interval_usec / (60 * USEC_PER_SEC);
 	int rc;
 
-	if (is_stream(e) && mb->bmb->group == NULL)
+	if (eng_is_stream(e) && mb->bmb->group == NULL)
 		sync_ews_group_join(b, mb);
-	if (!is_stream(e)) {
+	if (!eng_is_stream(e)) {
 		s.watermark = mb->watermark;
 		s.timeout_min = (unsigned)(minutes < 10 ? 10 : minutes > 1440 ? 1440 : minutes);
 	}

@@ -87,7 +87,7 @@ static void group_retire(struct group *g)
 	g->cur = NULL;
 	c->retiring = true;
 	list_push(&g->retiring, &c->link);
-	uv_timer_start(&c->timer, on_retire_timer, usec_to_ms(STREAM_RETIRE_USEC), 0);
+	uv_timer_start(&c->timer, on_retire_timer, eng_usec_to_ms(STREAM_RETIRE_USEC), 0);
 }
 
 /* Closes every connection of the group at once. */
@@ -108,7 +108,7 @@ static void group_schedule(struct group *g, int64_t delay_usec)
 {
 	if (g->closing || sync_engine_stopping(g->e))
 		return;
-	uv_timer_start(&g->timer, on_group_timer, usec_to_ms(delay_usec), 0);
+	uv_timer_start(&g->timer, on_group_timer, eng_usec_to_ms(delay_usec), 0);
 }
 
 void sync_ews_group_join(struct sync_backend *b, struct mb *mb)
@@ -298,8 +298,8 @@ static void on_stream_done(void *ctx, struct ews_call *call, const struct ews_re
 	g->b->streams_open--;
 	if (r->rc == 0 && r->http_status == 200 && ews_stream_finish(c->framer, &err) < 0)
 		closed = false;
-	count_op(e, SYNC_OP_GET_STREAMING_EVENTS, r->rc == 0 && r->http_status == 200 && closed,
-	         r->elapsed_usec);
+	eng_count_op(e, SYNC_OP_GET_STREAMING_EVENTS, r->rc == 0 && r->http_status == 200 && closed,
+	             r->elapsed_usec);
 	conn_free(c);
 	if (sync_engine_stopping(e) || retiring)
 		return;
@@ -436,7 +436,7 @@ void sync_ews_feed_closed(struct sync_backend *b, struct mb *mb)
 
 void sync_ews_resume(struct sync_backend *b, struct mb *mb)
 {
-	if (!is_stream(b->e) || mb->bmb->group != NULL)
+	if (!eng_is_stream(b->e) || mb->bmb->group != NULL)
 		return;
 	sync_ews_group_join(b, mb);
 	mb->bmb->group->dirty = true;
