@@ -97,13 +97,22 @@ struct sync_answer {
 
 /* One mailbox's home as discover found it. */
 struct sync_home {
+	/* The backend that holds the mailbox, when not the one that discovered it: a mailbox that
+	 * EWS Autodiscover answers with a cloud address is Graph's ("graph"). The engine moves the
+	 * mailbox there, and that backend discovers it again. NULL: the discovering one. */
+	const char *backend;
 	const char *url;      /* where its requests go; NULL when not found (res says why) */
 	const char *grouping; /* the key its feed is grouped by (may be NULL) */
 	struct sync_result res;
 };
 
 struct sync_backend_ops {
-	const char *name;
+	const char *name; /* "ews", "graph": the store's and the status's name of the backend */
+
+	/* Whether this backend's feeds deliver by themselves (EWS streaming, Graph change
+	 * notifications), so that the engine never polls them, or are polled (EWS pull, Graph
+	 * delta polling). Fixed for the backend's life. */
+	bool (*pushes)(const struct sync_backend *b);
 
 	/* The backend's state for e (its transport, request buffer, groups). 0 or -errno. */
 	int (*open)(struct sync_engine *e, struct sync_backend **out, struct err *err);

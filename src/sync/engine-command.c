@@ -79,8 +79,20 @@ void eng_publish_stats(struct sync_engine *e)
 		st.queued += mb_queued(e->mbs[i]);
 		st.backing_off += e->mbs[i]->not_before_usec > now;
 	}
-	e->bk->stats(e->bs, &st);
-	n = e->bk->groups(e->bs, &gi, &st.streams_backing_off);
+	n = 0;
+	for (size_t i = 0; i < e->n_bks; i++) {
+		struct sync_group_info *more = NULL;
+		size_t k;
+
+		e->bks[i].ops->stats(e->bks[i].b, &st);
+		k = e->bks[i].ops->groups(e->bks[i].b, &more, &st.streams_backing_off);
+		if (k > 0) {
+			gi = xreallocarray(gi, n + k, sizeof(*gi));
+			memcpy(gi + n, more, k * sizeof(*gi));
+			n += k;
+		}
+		free(more);
+	}
 	pthread_mutex_lock(&e->lock);
 	e->snapshot = st;
 	free(e->snap_groups);

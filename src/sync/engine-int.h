@@ -36,7 +36,10 @@
 #include "sync/sched.h"
 
 #define DAY_SEC INT64_C(86400)
-#define MSEC    INT64_C(1000)
+
+/* Backends one engine can hold: EWS and Microsoft Graph. */
+#define SYNC_MAX_BACKENDS 2
+#define MSEC              INT64_C(1000)
 
 /* Back-off after errors that need an admin (account-level, our own request refused). */
 #define SLOW_RETRY_USEC INT64_C(300000000)
@@ -73,6 +76,8 @@ struct mb {
 	enum store_mb_state state;   /* as stored */
 	char *ews_url;               /* its home as discovered; NULL: the configured one */
 	char *grouping;              /* the key its feed is grouped by (streaming) */
+	unsigned bk;                 /* e->bks[bk] serves it now */
+	int forced_bk;               /* the configuration's choice of backend, or -1: any */
 	struct sync_backend_mb *bmb; /* the backend's part: its call, pages, group */
 
 	char *sub_id;
@@ -109,8 +114,15 @@ struct sync_engine {
 	const struct cfg *cfg;
 	struct store *store;
 	struct sync_output *out;
-	const struct sync_backend_ops *bk; /* the server's side (backend.h) */
-	struct sync_backend *bs;           /* and its state */
+
+	/* The servers' side (backend.h): every configured backend and its state. bks[0] finds
+	 * the home of a mailbox that no configuration pins (discover_bk). */
+	struct eng_backend {
+		const struct sync_backend_ops *ops;
+		struct sync_backend *b;
+	} bks[SYNC_MAX_BACKENDS];
+
+	size_t n_bks;
 	struct sync_rules rules;
 
 	struct mb **mbs;
@@ -183,7 +195,6 @@ uint64_t eng_rng_next(struct sync_engine *e);
 int64_t eng_jitter(struct sync_engine *e, int64_t d);
 int64_t backoff_usec(struct sync_engine *e, unsigned failures);
 int64_t eng_now_ms(const struct sync_engine *e);
-bool eng_is_stream(const struct sync_engine *e);
 const char *mb_url(const struct mb *mb);
 uint64_t eng_usec_to_ms(int64_t usec);
 bool eng_str_eq(const char *a, const char *b);
@@ -225,3 +236,25 @@ void eng_publish_stats(struct sync_engine *e);
 void eng_on_stats_timer(uv_timer_t *t);
 void eng_on_command(uv_async_t *h);
 void eng_commands_shut(struct sync_engine *e);
+
+/* The backend serving mb now: its operations and their state. */
+static inline const struct sync_backend_ops *mb_ops(const struct mb *mb)
+{
+	return mb->e->bks[mb->bk].ops;
+}
+
+static inline struct sync_backend *mb_bs(const struct mb *mb)
+{
+	return mb->e->bks[mb->bk].b;
+}
+
+/* Whether mb's feed delivers by itself (EWS streaming, Graph notifications) rather than being
+ * polled (EWS pull, Graph delta polling). */
+bool eng_mb_push(const struct mb *mb);
+
+/* Moves mb to backend bk (an index of e->bks): the old backend lets go of it (its call, group,
+ * feed), the subscription is dropped, and the new one takes it. No-op when it is there. */
+void mb_rehome(struct mb *mb, unsigned bk);
+
+/* The index of the backend named name in e->bks, or -1 when it is not configured. */
+int eng_backend_index(const struct sync_engine *e, const char *name);

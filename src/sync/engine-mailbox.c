@@ -71,10 +71,10 @@ void mb_drop_subscription(struct mb *mb, bool keep_watermark)
 		mb->watermark = NULL;
 	}
 	/* A pull row with a watermark stays: its id is dead, but a restart resumes from it. */
-	if ((eng_is_stream(e) || mb->watermark == NULL) &&
+	if ((eng_mb_push(mb) || mb->watermark == NULL) &&
 	    store_subscription_delete(e->store, mb->smtp, &err) < 0)
 		log_err("store: %s: %s", mb->smtp, err.msg);
-	e->bk->feed_closed(e->bs, mb);
+	mb_ops(mb)->feed_closed(mb_bs(mb), mb);
 }
 
 /* The subscription is gone: subscribe again (resuming from the watermark unless told not to)
@@ -87,6 +87,26 @@ void mb_resubscribe(struct mb *mb, bool drop_watermark)
 	mb->read_due_usec = 0;
 	if (mb->state == STORE_MB_LIVE)
 		mb_set_state(mb, STORE_MB_SYNCING, NULL);
+}
+
+void mb_rehome(struct mb *mb, unsigned bk)
+{
+	struct sync_engine *e = mb->e;
+
+	if (mb->bk == bk || bk >= e->n_bks)
+		return;
+	mb_cancel_call(mb);
+	if (mb->sub_id != NULL || mb->watermark != NULL)
+		mb_drop_subscription(mb, false);
+	mb_ops(mb)->mb_drop(mb_bs(mb), mb);
+	log_info("%s: served by %s from now on (was %s)", mb->smtp, e->bks[bk].ops->name,
+	         mb_ops(mb)->name);
+	mb->bk = bk;
+	mb_ops(mb)->mb_init(mb_bs(mb), mb);
+	/* A new home: a new feed and one full read, so that no change made during the move is
+	 * lost. The presence and its history stay: they are the mailbox's, not the backend's. */
+	mb->needs |= NEED_SUBSCRIBE | NEED_READ;
+	mb->read_due_usec = 0;
 }
 
 static void on_mb_timer_closed(uv_handle_t *h)
@@ -111,7 +131,7 @@ void mb_cancel_call(struct mb *mb)
 {
 	struct sync_engine *e = mb->e;
 
-	if (!e->bk->cancel(e->bs, mb))
+	if (!mb_ops(mb)->cancel(mb_bs(mb), mb))
 		return;
 	mb->action = ACT_NONE;
 	e->in_flight--;
@@ -125,7 +145,7 @@ void mb_destroy(struct mb *mb)
 	if (mb->closing)
 		return;
 	mb_cancel_call(mb);
-	e->bk->mb_drop(e->bs, mb);
+	mb_ops(mb)->mb_drop(mb_bs(mb), mb);
 	list_unlink(&mb->q_link);
 	/* The last one takes its slot. */
 	e->mbs[mb->slot] = e->mbs[--e->n_mbs];
@@ -182,13 +202,15 @@ static struct mb *mb_new(struct sync_engine *e, const struct store_mailbox *row)
 	uv_timer_init(e->loop, &mb->presence_timer);
 	mb->work_timer.data = mb;
 	mb->presence_timer.data = mb;
-	e->bk->mb_init(e->bs, mb);
+	mb->forced_bk = -1;
+	mb->bk = 0;
+	mb_ops(mb)->mb_init(mb_bs(mb), mb);
 	if (e->cfg->ews_url == NULL && row->ews_url) {
 		mb->ews_url = xstrdup(row->ews_url);
 		mb->grouping = row->grouping ? xstrdup(row->grouping) : NULL;
 	}
 	rc = store_subscription_get(e->store, mb->smtp, &sub, &err);
-	if (rc == 0 && (sub.kind == STORE_SUB_STREAMING) == eng_is_stream(e)) {
+	if (rc == 0 && (sub.kind == STORE_SUB_STREAMING) == eng_mb_push(mb)) {
 		mb->sub_id = sub.id;
 		sub.id = NULL;
 		if (sub.watermark) {
@@ -202,7 +224,7 @@ static struct mb *mb_new(struct sync_engine *e, const struct store_mailbox *row)
 
 	/* What it needs (a pull poll is due at once: poll_due_usec is 0). */
 	mb->needs |= sync_sched_initial_needs(e->cfg->ews_url != NULL || mb->ews_url != NULL,
-	                                      mb->sub_id != NULL, eng_is_stream(e));
+	                                      mb->sub_id != NULL, eng_mb_push(mb));
 	if (mb->state == STORE_MB_LIVE)
 		mb->state = STORE_MB_SYNCING; /* set below through the store */
 	e->stats.mailboxes++;

@@ -81,7 +81,7 @@ static void finish_unsubscribe(struct mb *mb, const struct sync_result *v)
 		free(mb->sub_id);
 		mb->sub_id = NULL;
 		/* A pull row keeps its watermark so that a restart resumes from it. */
-		if ((eng_is_stream(e) || mb->removed) &&
+		if ((eng_mb_push(mb) || mb->removed) &&
 		    store_subscription_delete(e->store, mb->smtp, &err) < 0)
 			log_err("store: %s: %s", mb->smtp, err.msg);
 	} else {
@@ -103,18 +103,18 @@ static void finish_subscribe(struct mb *mb, const struct sync_answer *a)
 		return;
 	}
 	eng_replace_str(&mb->sub_id, a->sub_id);
-	if (!eng_is_stream(e) && a->watermark)
+	if (!eng_mb_push(mb) && a->watermark)
 		eng_replace_str(&mb->watermark, a->watermark);
 	mb->needs &= ~NEED_SUBSCRIBE;
-	sub.kind = eng_is_stream(e) ? STORE_SUB_STREAMING : STORE_SUB_PULL;
+	sub.kind = eng_mb_push(mb) ? STORE_SUB_STREAMING : STORE_SUB_PULL;
 	sub.id = mb->sub_id;
-	sub.watermark = eng_is_stream(e) ? NULL : mb->watermark;
+	sub.watermark = eng_mb_push(mb) ? NULL : mb->watermark;
 	sub.watermark_len = sub.watermark ? strlen(sub.watermark) : 0;
 	sub.created_utc = sync_engine_now_utc(e);
 	if (store_subscription_put(e->store, mb->smtp, &sub, &err) < 0)
 		log_err("store: %s: %s", mb->smtp, err.msg);
-	if (eng_is_stream(e)) {
-		e->bk->feed_opened(e->bs, mb);
+	if (eng_mb_push(mb)) {
+		mb_ops(mb)->feed_opened(mb_bs(mb), mb);
 	} else {
 		mb->needs |= NEED_POLL;
 		mb->poll_due_usec = clock_now_usec() + e->cfg->pull_interval_usec;
@@ -183,7 +183,7 @@ static void read_more(struct mb *mb)
 	struct err err = {0};
 
 	mb->action = ACT_READ;
-	if (e->bk->read_more(e->bs, mb, &err) < 0) {
+	if (mb_ops(mb)->read_more(mb_bs(mb), mb, &err) < 0) {
 		mb->action = ACT_NONE;
 		mb->needs |= NEED_READ;
 		log_err("%s: %s", mb->smtp, err.msg);
@@ -245,6 +245,26 @@ static void discovered_one(struct mb *mb, const struct sync_result *r, const str
 
 	if (r->verdict != SYNC_OK) {
 		mb_failed(mb, ACT_DISCOVER, r);
+	} else if (h->backend != NULL && strcmp(h->backend, mb_ops(mb)->name) != 0) {
+		int bk = eng_backend_index(e, h->backend);
+
+		if (bk < 0 || mb->forced_bk >= 0) {
+			struct sync_result park = {.verdict = SYNC_MAILBOX_PERMANENT,
+			                           .back_off_ms = -1};
+
+			(void)snprintf(
+				park.msg, sizeof(park.msg), "%.400s; %s",
+				h->res.msg[0] ? h->res.msg : "the mailbox is elsewhere",
+				bk < 0 ? "that backend is not configured"
+				       : "but the configuration pins the mailbox to this backend");
+			mb_failed(mb, ACT_DISCOVER, &park);
+			mb->needs |= NEED_DISCOVER;
+		} else {
+			mb_succeeded(mb);
+			log_info("%s: %s", mb->smtp, h->res.msg[0] ? h->res.msg : "moved");
+			mb_rehome(mb, (unsigned)bk);
+			mb->needs |= NEED_DISCOVER; /* its new backend finds its home there */
+		}
 	} else if (h->url == NULL) {
 		mb_failed(mb, ACT_DISCOVER, &h->res);
 		mb->needs |= NEED_DISCOVER;

@@ -141,9 +141,17 @@ static void window_now(const struct sync_engine *e, int64_t *start, int64_t *end
 	*end = now + e->cfg->window_ahead_days * DAY_SEC;
 }
 
+/* The backend that finds mb's home: the configured one, else the first (EWS Autodiscover, which
+ * answers a mailbox that moved to the cloud with its cloud address). */
+static unsigned discoverer(const struct mb *mb)
+{
+	return mb->forced_bk >= 0 ? (unsigned)mb->forced_bk : 0;
+}
+
 /* Takes up to max more queued mailboxes that need Autodiscover from the bulk queue into mbs,
  * marking them as discovering; returns how many. */
-static size_t take_discovers(struct sync_engine *e, struct mb **mbs, size_t max)
+static size_t take_discovers(struct sync_engine *e, const struct mb *first, struct mb **mbs,
+                             size_t max)
 {
 	struct list_node *pos, *tmp;
 	size_t n = 0;
@@ -153,7 +161,9 @@ static size_t take_discovers(struct sync_engine *e, struct mb **mbs, size_t max)
 
 		if (n == max)
 			break;
-		if ((mb->needs & NEED_DISCOVER) && !(mb->needs & NEED_UNSUBSCRIBE)) {
+		if ((mb->needs & NEED_DISCOVER) && !(mb->needs & NEED_UNSUBSCRIBE) &&
+		    discoverer(mb) == first->bk) {
+			mb_rehome(mb, first->bk);
 			list_unlink(&mb->q_link);
 			mb->action = ACT_DISCOVER;
 			mbs[n++] = mb;
@@ -171,8 +181,8 @@ static int start_discover(struct sync_engine *e, struct mb *first, struct err *e
 	int rc;
 
 	mbs[0] = first;
-	n += take_discovers(e, mbs + 1, SYNC_DISCOVER_BATCH - 1);
-	rc = e->bk->discover(e->bs, mbs, n, err);
+	n += take_discovers(e, first, mbs + 1, SYNC_DISCOVER_BATCH - 1);
+	rc = mb_ops(first)->discover(mb_bs(first), mbs, n, err);
 	if (rc < 0) {
 		for (size_t i = 1; i < n; i++) {
 			mbs[i]->action = ACT_NONE;
@@ -201,7 +211,7 @@ static int sent(struct mb *mb, int rc)
 static int mb_start(struct mb *mb)
 {
 	struct sync_engine *e = mb->e;
-	const struct sync_backend_ops *bk = e->bk;
+	const struct sync_backend_ops *bk = mb_ops(mb);
 	struct err err = {0};
 	struct sync_sched_in in;
 	enum sync_step step;
@@ -216,17 +226,18 @@ static int mb_start(struct mb *mb)
 			mb->needs &= ~NEED_UNSUBSCRIBE;
 			return 0;
 		}
-		rc = sent(mb, bk->unsubscribe(e->bs, mb, &err));
+		rc = sent(mb, bk->unsubscribe(mb_bs(mb), mb, &err));
 	} else if (step == SYNC_STEP_NONE) {
 		return 0;
 	} else if (step == SYNC_STEP_DISCOVER) {
 		mb->action = ACT_DISCOVER;
-		if (bk->leave_home(e->bs, mb))
+		if (bk->leave_home(mb_bs(mb), mb))
 			mb_drop_subscription(mb, true);
+		mb_rehome(mb, discoverer(mb));
 		rc = start_discover(e, mb, &err);
 	} else if (step == SYNC_STEP_SUBSCRIBE) {
 		mb->action = ACT_SUBSCRIBE;
-		rc = sent(mb, bk->subscribe(e->bs, mb, &err));
+		rc = sent(mb, bk->subscribe(mb_bs(mb), mb, &err));
 		if (rc == 0)
 			e->stats.subscribes++;
 		if (mb->state == STORE_MB_UNRESOLVED)
@@ -236,10 +247,10 @@ static int mb_start(struct mb *mb)
 		mb->needs &= ~NEED_READ;
 		mb->read_urgent = false;
 		window_now(e, &mb->read_start_utc, &mb->read_end_utc);
-		rc = sent(mb, bk->read(e->bs, mb, mb->read_start_utc, mb->read_end_utc, &err));
+		rc = sent(mb, bk->read(mb_bs(mb), mb, mb->read_start_utc, mb->read_end_utc, &err));
 	} else if (step == SYNC_STEP_POLL) {
 		mb->action = ACT_POLL;
-		rc = sent(mb, bk->poll(e->bs, mb, &err));
+		rc = sent(mb, bk->poll(mb_bs(mb), mb, &err));
 	}
 	if (rc < 0) {
 		log_err("%s: cannot send: %s", mb->smtp, err.msg);

@@ -56,9 +56,38 @@ int64_t sync_engine_now_utc(const struct sync_engine *e)
 	return ms >= 0 ? ms / MSEC : -((-ms + MSEC - 1) / MSEC);
 }
 
-bool eng_is_stream(const struct sync_engine *e)
+bool eng_mb_push(const struct mb *mb)
 {
-	return e->cfg->notify == CFG_NOTIFY_STREAM;
+	return mb_ops(mb)->pushes(mb_bs(mb));
+}
+
+int eng_backend_index(const struct sync_engine *e, const char *name)
+{
+	for (size_t i = 0; name != NULL && i < e->n_bks; i++) {
+		if (strcmp(e->bks[i].ops->name, name) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+/* Opens every backend the configuration asks for: EWS first, since it finds the home of the
+ * mailboxes no configuration pins (Autodiscover answers a mailbox moved to Exchange Online with
+ * its cloud address), then Graph when <graph> is configured. */
+static int open_backends(struct sync_engine *e, struct err *err)
+{
+	const struct sync_backend_ops *want[SYNC_MAX_BACKENDS];
+	size_t n = 0;
+
+	want[n++] = &sync_ews_backend;
+	for (size_t i = 0; i < n; i++) {
+		int rc = want[i]->open(e, &e->bks[i].b, err);
+
+		if (rc < 0)
+			return rc;
+		e->bks[i].ops = want[i];
+		e->n_bks = i + 1;
+	}
+	return 0;
 }
 
 const char *mb_url(const struct mb *mb)
@@ -118,9 +147,7 @@ int sync_engine_new(uv_loop_t *loop, const struct cfg *cfg, struct store *store,
 	e->handles_open = 6;
 	store_set_write_hook(store, eng_batch_open, e);
 
-	/* The one backend there is; a second one is chosen here by the configuration. */
-	e->bk = &sync_ews_backend;
-	rc = e->bk->open(e, &e->bs, err);
+	rc = open_backends(e, err);
 	if (rc < 0)
 		goto fail;
 	rc = sync_mailboxes(e, cfg, err);
@@ -168,7 +195,7 @@ int sync_engine_start(struct sync_engine *e, struct err *err)
 		struct mb *mb = e->mbs[i];
 
 		if (mb->sub_id && !(mb->needs & NEED_DISCOVER))
-			e->bk->resume(e->bs, mb);
+			mb_ops(mb)->resume(mb_bs(mb), mb);
 	}
 	eng_dispatch(e);
 	eng_batch_commit(
@@ -228,7 +255,8 @@ void sync_engine_stop(struct sync_engine *e, void (*done)(void *ctx), void *ctx)
 	e->stop_ctx = ctx;
 	eng_commands_shut(e);
 	uv_timer_stop(&e->day_timer);
-	e->bk->stop(e->bs);
+	for (size_t i = 0; i < e->n_bks; i++)
+		e->bks[i].ops->stop(e->bks[i].b);
 	for (size_t i = 0; i < e->n_mbs; i++) {
 		struct mb *mb = e->mbs[i];
 
@@ -271,9 +299,9 @@ void sync_engine_free(struct sync_engine *e)
 		mb->removed = false;
 		mb_destroy(mb);
 	}
-	if (e->bs != NULL)
-		e->bk->free(e->bs);
-	e->bs = NULL;
+	for (size_t i = 0; i < e->n_bks; i++)
+		e->bks[i].ops->free(e->bks[i].b);
+	e->n_bks = 0;
 	sync_rules_clear(&e->rules);
 	free(e->mbs);
 	e->mbs = NULL;
@@ -291,5 +319,6 @@ void sync_engine_stats(const struct sync_engine *e, struct sync_stats *out)
 {
 	*out = e->stats;
 	out->in_flight = e->in_flight;
-	e->bk->stats(e->bs, out);
+	for (size_t i = 0; i < e->n_bks; i++)
+		e->bks[i].ops->stats(e->bks[i].b, out);
 }

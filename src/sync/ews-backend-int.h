@@ -100,6 +100,9 @@ struct conn {
 };
 
 /* ews-backend.c */
+/* Whether EWS change feeds are streaming subscriptions (EwsStream), not pull ones (EwsPull). */
+bool sync_ews_streaming(const struct sync_engine *e);
+
 void sync_ews_result(const struct sync_engine *e, const struct ews_verdict *v,
                      struct sync_result *out);
 void sync_ews_header(const struct mb *mb, struct ews_header *h, const char *impersonate);

@@ -204,13 +204,13 @@ static int ews_subscribe(struct sync_backend *b, struct mb *mb, struct err *err)
 	struct sync_engine *e = mb->e;
 	struct ews_header h;
 	struct ews_call_opts o;
-	struct ews_subscribe s = {.streaming = eng_is_stream(e)};
+	struct ews_subscribe s = {.streaming = sync_ews_streaming(e)};
 	int64_t minutes = 3 * e->cfg->pull_interval_usec / (60 * USEC_PER_SEC);
 	int rc;
 
-	if (eng_is_stream(e) && mb->bmb->group == NULL)
+	if (sync_ews_streaming(e) && mb->bmb->group == NULL)
 		sync_ews_group_join(b, mb);
-	if (!eng_is_stream(e)) {
+	if (!sync_ews_streaming(e)) {
 		s.watermark = mb->watermark;
 		s.timeout_min = (unsigned)(minutes < 10 ? 10 : minutes > 1440 ? 1440 : minutes);
 	}
@@ -386,8 +386,14 @@ static void on_call_done(void *ctx, struct ews_call *call, const struct ews_resu
 	ews_response_clear(&resp);
 }
 
+static bool ews_pushes(const struct sync_backend *b)
+{
+	return sync_ews_streaming(b->e);
+}
+
 const struct sync_backend_ops sync_ews_backend = {
 	.name = "ews",
+	.pushes = ews_pushes,
 	.open = ews_open,
 	.free = ews_free,
 	.mb_init = ews_mb_init,
@@ -407,3 +413,8 @@ const struct sync_backend_ops sync_ews_backend = {
 	.stats = sync_ews_stats,
 	.groups = sync_ews_groups,
 };
+
+bool sync_ews_streaming(const struct sync_engine *e)
+{
+	return e->cfg->notify == CFG_NOTIFY_STREAM;
+}

@@ -436,7 +436,7 @@ void sync_ews_feed_closed(struct sync_backend *b, struct mb *mb)
 
 void sync_ews_resume(struct sync_backend *b, struct mb *mb)
 {
-	if (!eng_is_stream(b->e) || mb->bmb->group != NULL)
+	if (!sync_ews_streaming(b->e) || mb->bmb->group != NULL)
 		return;
 	sync_ews_group_join(b, mb);
 	mb->bmb->group->dirty = true;
