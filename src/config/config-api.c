@@ -12,13 +12,14 @@
 
 #include "base/xalloc.h"
 
-/* listen="HOST:PORT": a numeric IPv4 address or a bracketed IPv6 one, and a port 0..65535. */
-static int get_listen(struct parser *p, xmlNode *n)
+/* listen="HOST:PORT" (or attribute a): a numeric IPv4 address or a bracketed IPv6 one, and a port 0..65535. */
+int cfgp_get_listen(struct parser *p, xmlNode *n, const char *a, char **host_out,
+                    unsigned *port_out)
 {
 	static const char accepted[] =
 		"HOST:PORT with a numeric address, e.g. 127.0.0.1:8745 or [::1]:8745 (port 0: any "
 		"free port)";
-	const char *v = cfgp_attr(p, n, "listen");
+	const char *v = cfgp_attr(p, n, a);
 	const char *colon, *host;
 	size_t host_len;
 	char *end;
@@ -30,29 +31,28 @@ static int get_listen(struct parser *p, xmlNode *n)
 		return 0;
 	colon = strrchr(v, ':');
 	if (colon == NULL || colon == v || colon[1] == '\0')
-		return cfgp_fail_attr(p, n, "listen", v, "not accepted; accepted: %s", accepted);
+		return cfgp_fail_attr(p, n, a, v, "not accepted; accepted: %s", accepted);
 	host = v;
 	host_len = (size_t)(colon - v);
 	if (host[0] == '[') {
 		if (host_len < 3 || host[host_len - 1] != ']')
-			return cfgp_fail_attr(p, n, "listen", v, "not accepted; accepted: %s",
-			                      accepted);
+			return cfgp_fail_attr(p, n, a, v, "not accepted; accepted: %s", accepted);
 		host++;
 		host_len -= 2;
 	}
 	if (host_len >= sizeof(buf))
-		return cfgp_fail_attr(p, n, "listen", v, "not accepted; accepted: %s", accepted);
+		return cfgp_fail_attr(p, n, a, v, "not accepted; accepted: %s", accepted);
 	memcpy(buf, host, host_len);
 	buf[host_len] = '\0';
 	if (inet_pton(AF_INET, buf, addr) != 1 && inet_pton(AF_INET6, buf, addr) != 1)
-		return cfgp_fail_attr(p, n, "listen", v, "not accepted; accepted: %s", accepted);
+		return cfgp_fail_attr(p, n, a, v, "not accepted; accepted: %s", accepted);
 	errno = 0;
 	port = strtoul(colon + 1, &end, 10);
 	if (*end != '\0' || errno != 0 || port > 65535 || !isdigit((unsigned char)colon[1]))
-		return cfgp_fail_attr(p, n, "listen", v, "not accepted; accepted: %s", accepted);
-	free(p->cfg->api_host);
-	p->cfg->api_host = xstrdup(buf);
-	p->cfg->api_port = (unsigned)port;
+		return cfgp_fail_attr(p, n, a, v, "not accepted; accepted: %s", accepted);
+	free(*host_out);
+	*host_out = xstrdup(buf);
+	*port_out = (unsigned)port;
 	return 0;
 }
 
@@ -67,7 +67,7 @@ int cfgp_el_api(struct parser *p, xmlNode *n)
 	p->api = n;
 	rc = cfgp_get_bool(p, n, "enabled", &p->cfg->api_enabled);
 	if (rc == 0)
-		rc = get_listen(p, n);
+		rc = cfgp_get_listen(p, n, "listen", &p->cfg->api_host, &p->cfg->api_port);
 	if (rc == 0)
 		rc = cfgp_get_secret(p, n, "token", "token_file", "token_env", &p->api_token_src);
 	if (rc == 0)

@@ -73,6 +73,7 @@ struct num_setting {
 /* One mailbox address and where it was listed, until duplicates are removed. */
 struct mbx {
 	char *smtp;
+	enum cfg_backend backend;
 	const char *file; /* borrowed from struct parser */
 	long line;
 	size_t order;
@@ -108,6 +109,8 @@ struct parser {
 	/* <webhook> elements and their secret sources, index for index with cfg->webhooks. */
 	xmlNode *hook_nodes[CFG_MAX_WEBHOOKS];
 	struct secret_src hook_secret_src[CFG_MAX_WEBHOOKS];
+	xmlNode *graph; /* NULL: no <graph> */
+	struct secret_src graph_secret_src;
 	long autodiscover_line;
 	bool ews_url_set;
 };
@@ -230,6 +233,9 @@ void cfgp_wipe_free(char *s);
 
 /* Reads a secret from a file: at most CFG_MAX_SECRET bytes, one trailing newline dropped, not
  * empty, no other line break or NUL. Messages name element n and attribute a. */
+/* Reads a PEM file (path already resolved; at most CFG_MAX_PEM bytes, with a -----BEGIN line)
+ * into *dst; warns when a key is readable by everyone. */
+int cfgp_read_pem(struct parser *p, xmlNode *n, const char *a, const char *path, char **dst);
 int cfgp_read_secret_file(struct parser *p, xmlNode *n, const char *a, const char *path,
                           char **dst);
 
@@ -269,6 +275,14 @@ int cfgp_el_presence(struct parser *p, xmlNode *n); /* config-presence.c */
 int cfgp_el_api(struct parser *p, xmlNode *n); /* config-api.c */
 /* Reads the API token, after the whole document was checked. */
 int cfgp_api_finish(struct parser *p);
+
+int cfgp_el_graph(struct parser *p, xmlNode *n); /* config-graph.c */
+/* Reads <graph>'s secret, certificate and key, after the whole document was checked. */
+int cfgp_graph_finish(struct parser *p);
+void cfgp_graph_free(struct cfg_graph *g);
+
+/* listen="HOST:PORT" (attribute a) with a numeric address, when present (config-api.c). */
+int cfgp_get_listen(struct parser *p, xmlNode *n, const char *a, char **host, unsigned *port);
 
 int cfgp_el_webhooks(struct parser *p, xmlNode *n); /* config-webhook.c */
 /* Reads each webhook's secret, after the whole document was checked. */

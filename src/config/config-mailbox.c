@@ -65,27 +65,39 @@ static const char *address_problem(const char *s, size_t len)
 	return NULL;
 }
 
-static int add_mailbox(struct parser *p, const char *s, size_t len, const char *file, long line)
+static int add_mailbox(struct parser *p, const char *s, size_t len, enum cfg_backend backend,
+                       const char *file, long line)
 {
 	if (p->n_mbx >= CFG_MAX_MAILBOXES)
 		return err_set(p->err, -EINVAL, "%s:%ld: more than %u mailboxes", file, line,
 		               CFG_MAX_MAILBOXES);
 	p->mbx = xreallocarray(p->mbx, p->n_mbx + 1, sizeof(*p->mbx));
-	p->mbx[p->n_mbx] = (struct mbx){
-		.smtp = xmemdup(s, len), .file = file, .line = line, .order = p->n_mbx};
+	p->mbx[p->n_mbx] = (struct mbx){.smtp = xmemdup(s, len),
+	                                .backend = backend,
+	                                .file = file,
+	                                .line = line,
+	                                .order = p->n_mbx};
 	p->n_mbx++;
 	return 0;
 }
 
 static int el_mailbox(struct parser *p, xmlNode *n)
 {
-	static const char *const known[] = {NULL};
+	static const char *const known[] = {"backend", NULL};
+	static const char *const backends[] = {"auto", "ews", "graph", NULL};
 	xmlChar *text = xmlNodeGetContent(n);
 	const char *s = (const char *)text;
 	size_t len;
 	const char *why;
+	int backend = CFG_BACKEND_AUTO;
+	int rc;
 
 	cfgp_check_attrs(p, n, known);
+	rc = cfgp_get_enum(p, n, "backend", backends, "auto, ews, graph", &backend);
+	if (rc != 0) {
+		xmlFree(text);
+		return rc;
+	}
 	if (text == NULL)
 		return cfgp_fail(p, n,
 		                 "empty; accepted: an e-mail address, e.g. alice@contoso.example");
@@ -102,7 +114,7 @@ static int el_mailbox(struct parser *p, xmlNode *n)
 	if (why != NULL)
 		return cfgp_fail(p, n, "'%.*s' is not a mailbox address: %s",
 		                 (int)(len > 60 ? 60 : len), s, why);
-	return add_mailbox(p, s, len, p->name, line_of(n));
+	return add_mailbox(p, s, len, (enum cfg_backend)backend, p->name, line_of(n));
 }
 
 /* One address per line; blank lines and lines starting with '#' are skipped. */
@@ -144,7 +156,7 @@ static int read_mailbox_file(struct parser *p, xmlNode *n, const char *path)
 				p->mbx_file, line, (int)(l > 60 ? 60 : l), s, why, p->name,
 				line_of(n));
 		else
-			rc = add_mailbox(p, s, l, p->mbx_file, line);
+			rc = add_mailbox(p, s, l, CFG_BACKEND_AUTO, p->mbx_file, line);
 	}
 	free(data);
 	return rc;
@@ -211,9 +223,12 @@ void cfgp_mailboxes_finish(struct parser *p)
 	}
 	qsort(p->mbx, p->n_mbx, sizeof(*p->mbx), mbx_order_cmp);
 	p->cfg->mailboxes = xcalloc(p->n_mbx, sizeof(char *));
+	p->cfg->mailbox_backends = xcalloc(p->n_mbx, sizeof(enum cfg_backend));
 	for (size_t i = 0; i < p->n_mbx; i++) {
-		if (p->mbx[i].smtp != NULL)
+		if (p->mbx[i].smtp != NULL) {
+			p->cfg->mailbox_backends[kept] = p->mbx[i].backend;
 			p->cfg->mailboxes[kept++] = p->mbx[i].smtp;
+		}
 	}
 	p->cfg->n_mailboxes = kept;
 	free(p->mbx);

@@ -61,6 +61,27 @@ out:
 	return rc;
 }
 
+int cfgp_read_pem(struct parser *p, xmlNode *n, const char *a, const char *path, char **dst)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	mode_t mode = 0;
+	int rc = cfgp_read_whole(path, CFG_MAX_PEM, &buf, &len, &mode);
+
+	if (rc != 0)
+		return cfgp_fail_attr(p, n, a, path, "cannot read: %s", cfgp_read_problem(rc));
+	if (strcmp(a, "key") == 0 && (mode & S_IROTH) != 0)
+		cfgp_warn(p, "%s:%ld: <%s %s>: %s is readable by everyone; chmod o-r it", p->name,
+		          line_of(n), name_of(n), a, path);
+	if (len == 0 || memchr(buf, '\0', len) != NULL || strstr(buf, "-----BEGIN ") == NULL) {
+		explicit_bzero(buf, len);
+		free(buf);
+		return cfgp_fail_attr(p, n, a, path, "not a PEM file (no -----BEGIN line)");
+	}
+	*dst = buf;
+	return 0;
+}
+
 int cfgp_read_secret_env(struct parser *p, xmlNode *n, const char *a, const char *var, char **dst)
 {
 	const char *v = getenv(var);

@@ -100,6 +100,7 @@ static int el_calsync(struct parser *p, xmlNode *n)
 		{"presence", cfgp_el_presence, false},
 		{"output", cfgp_el_output, false},
 		{"webhooks", cfgp_el_webhooks, false},
+		{"graph", cfgp_el_graph, false},
 	};
 
 	cfgp_check_attrs(p, n, known);
@@ -132,6 +133,8 @@ static int validate(struct parser *p)
 		rc = cfgp_webhooks_finish(p);
 	if (rc == 0)
 		rc = cfgp_account_finish(p);
+	if (rc == 0)
+		rc = cfgp_graph_finish(p);
 	return rc;
 }
 
@@ -287,6 +290,8 @@ void cfg_free(struct cfg *cfg)
 	for (size_t i = 0; i < cfg->n_mailboxes; i++)
 		free(cfg->mailboxes[i]);
 	free(cfg->mailboxes);
+	free(cfg->mailbox_backends);
+	cfgp_graph_free(cfg->graph);
 	free(cfg->store_path);
 	free(cfg->output_path);
 	free(cfg->api_host);

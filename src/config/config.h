@@ -90,6 +90,52 @@ struct cfg_webhook {
 	int64_t retry_for_usec; /* an event undelivered for this long is given up */
 };
 
+/* Which backend serves a mailbox: the one that holds it (Autodiscover decides), or the one the
+ * configuration pins it to with <mailbox backend="...">. */
+enum cfg_backend {
+	CFG_BACKEND_AUTO = 0,
+	CFG_BACKEND_EWS,
+	CFG_BACKEND_GRAPH,
+};
+
+/* How Graph mailboxes' changes are followed: change notifications POSTed to calsync's own HTTPS
+ * endpoint, or a delta query per mailbox per interval. */
+enum cfg_graph_mode {
+	CFG_GRAPH_DELTA = 0,
+	CFG_GRAPH_NOTIFY,
+};
+
+/* Largest certificate or private key file of <graph>: PEM of a 4096-bit key and its chain. */
+#define CFG_MAX_PEM (64u << 10)
+
+/* <graph>: Microsoft Graph for mailboxes in Exchange Online (docs/graph.md). */
+struct cfg_graph {
+	char *tenant;        /* the directory (tenant) id or a verified domain */
+	char *client_id;     /* the app registration's application (client) id */
+	char *client_secret; /* read from a file or the environment; or NULL with a certificate */
+	char *cert_pem;      /* the certificate's PEM and its private key's, both or neither */
+	char *key_pem;       /* wiped by cfg_free() */
+	char *authority;     /* default CFG_GRAPH_AUTHORITY */
+	char *base_url;      /* default CFG_GRAPH_BASE_URL, no trailing '/' */
+	char *scope;         /* default: the base URL's scheme and host + "/.default" */
+	enum cfg_graph_mode mode;
+	int64_t delta_interval_usec; /* delta mode: each mailbox's delta query */
+	int64_t renew_before_usec;   /* notify mode: a subscription is renewed this long before
+	                               * its expiry */
+	int64_t subscription_usec;   /* notify mode: the lifetime asked for */
+	/* notify mode: the listener for Microsoft's POSTs, and the URL Microsoft posts to */
+	char *listen_host;
+	unsigned listen_port;
+	char *notify_url;      /* https://host[:port]/path as Microsoft reaches the listener */
+	char *notify_tls_cert; /* PEM files of the listener; both or neither (plain HTTP behind a
+	                        * TLS-terminating proxy) */
+	char *notify_tls_key;
+	int64_t concurrency; /* Graph requests in flight in all */
+};
+
+#define CFG_GRAPH_AUTHORITY "https://login.microsoftonline.com"
+#define CFG_GRAPH_BASE_URL  "https://graph.microsoft.com/v1.0"
+
 /*
  * Everything calsync reads from the file. Immutable once returned: share it by const pointer and
  * replace it as a whole. Strings are NUL-terminated; durations are microseconds (STYLE.md 6).
@@ -112,7 +158,9 @@ struct cfg {
 	bool insecure_skip_tls_verify;
 
 	char **mailboxes; /* inline ones first, then the file's; duplicates removed */
+	enum cfg_backend *mailbox_backends; /* index for index with mailboxes */
 	size_t n_mailboxes;
+	struct cfg_graph *graph; /* NULL: no <graph>, on-premises EWS only */
 
 	int64_t window_past_days; /* the window starts this many days before today's midnight UTC */
 	int64_t window_ahead_days; /* and ends this many days after now */
@@ -188,6 +236,12 @@ void cfg_free(struct cfg *cfg);
 
 /* Frees the lines and leaves w empty. */
 void cfg_warnings_clear(struct cfg_warnings *w);
+
+/* "auto", "ews", "graph". */
+const char *cfg_backend_name(enum cfg_backend b);
+
+/* "delta" or "notifications". */
+const char *cfg_graph_mode_name(enum cfg_graph_mode m);
 
 /* "EwsStream" or "EwsPull". */
 const char *cfg_notify_name(enum cfg_notify n);
