@@ -67,8 +67,8 @@ struct store_ops {
 	/* reason is non-NULL exactly for STORE_MB_PARKED. */
 	int (*mailbox_set_state)(struct store *s, const char *smtp, enum store_mb_state st,
 	                         const char *reason, struct err *err);
-	int (*mailbox_set_endpoint)(struct store *s, const char *smtp, const char *ews_url,
-	                            const char *grouping, struct err *err);
+	int (*mailbox_set_endpoint)(struct store *s, const char *smtp, const char *backend,
+	                            const char *ews_url, const char *grouping, struct err *err);
 	int (*mailbox_set_by_api)(struct store *s, const char *smtp, bool by_api, struct err *err);
 	int (*mailbox_set_refreshed)(struct store *s, const char *smtp, int64_t refresh_utc,
 	                             struct err *err);

@@ -144,8 +144,8 @@ int sq_mailbox_get(struct store *s, const char *smtp, struct store_mailbox *out_
                    struct err *err);
 int sq_mailbox_set_state(struct store *s, const char *smtp, enum store_mb_state st,
                          const char *reason, struct err *err);
-int sq_mailbox_set_endpoint(struct store *s, const char *smtp, const char *ews_url,
-                            const char *grouping, struct err *err);
+int sq_mailbox_set_endpoint(struct store *s, const char *smtp, const char *backend,
+                            const char *ews_url, const char *grouping, struct err *err);
 int sq_mailbox_set_by_api(struct store *s, const char *smtp, bool by_api, struct err *err);
 int sq_mailbox_set_refreshed(struct store *s, const char *smtp, int64_t refresh_utc,
                              struct err *err);

@@ -32,6 +32,7 @@ static int row_to_mailbox(sqlite3_stmt *st, struct store_mailbox *mb, struct err
 		.window_end_utc = sqlite3_column_int64(st, 7),
 		.enabled = sqlite3_column_int(st, 8) != 0,
 		.by_api = sqlite3_column_int(st, 9) != 0,
+		.backend = sq_col_str(st, 10, NULL),
 	};
 	return 0;
 }
@@ -162,8 +163,8 @@ int sq_mailbox_set_state(struct store *base, const char *smtp, enum store_mb_sta
 	return sq_update_one(s, st, brc, smtp, "set mailbox state", err);
 }
 
-int sq_mailbox_set_endpoint(struct store *base, const char *smtp, const char *ews_url,
-                            const char *grouping, struct err *err)
+int sq_mailbox_set_endpoint(struct store *base, const char *smtp, const char *backend,
+                            const char *ews_url, const char *grouping, struct err *err)
 {
 	struct store_sqlite *s = sq_from(base);
 	sqlite3_stmt *st = NULL;
@@ -175,6 +176,7 @@ int sq_mailbox_set_endpoint(struct store *base, const char *smtp, const char *ew
 	sq_bind_text(&brc, st, 1, smtp);
 	sq_bind_text(&brc, st, 2, ews_url);
 	sq_bind_text(&brc, st, 3, grouping);
+	sq_bind_text(&brc, st, 4, backend);
 	return sq_update_one(s, st, brc, smtp, "set mailbox endpoint", err);
 }
 

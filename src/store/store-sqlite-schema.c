@@ -124,6 +124,11 @@ static const char *const migrations[] = {
 	"DROP TABLE occurrences;"
 	"ALTER TABLE occurrences_v4 RENAME TO occurrences;"
 	"PRAGMA user_version = 4;",
+	/* 5: the backend that holds each mailbox (hybrid Exchange: on-premises EWS or Exchange
+	 * Online through Microsoft Graph), so that a restart serves a moved mailbox where it is. */
+	"ALTER TABLE mailboxes ADD COLUMN backend TEXT NOT NULL DEFAULT 'ews'"
+	" CHECK (backend = 'ews' OR backend = 'graph');"
+	"PRAGMA user_version = 5;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,

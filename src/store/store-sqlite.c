@@ -17,7 +17,7 @@
 
 #define MB_COLS                                                                               \
 	"smtp, state, parked_reason, ews_url, grouping, last_refresh_utc, window_start_utc, " \
-	"window_end_utc, enabled, by_api"
+	"window_end_utc, enabled, by_api, backend"
 #define OCC_COLS                                                                          \
 	"item_id, change_key, uid, subject, location, organizer, categories, start_utc, " \
 	"end_utc, all_day, is_cancelled, is_private, free_busy, item_type"
@@ -47,7 +47,8 @@ static const char *const sql[Q_COUNT_] = {
 	[Q_MB_LIST_ENABLED] = "SELECT " MB_COLS " FROM mailboxes WHERE enabled = 1 ORDER BY smtp",
 	[Q_MB_GET] = "SELECT " MB_COLS " FROM mailboxes WHERE smtp = ?1",
 	[Q_MB_SET_STATE] = "UPDATE mailboxes SET state = ?2, parked_reason = ?3 WHERE smtp = ?1",
-	[Q_MB_SET_ENDPOINT] = "UPDATE mailboxes SET ews_url = ?2, grouping = ?3 WHERE smtp = ?1",
+	[Q_MB_SET_ENDPOINT] = "UPDATE mailboxes SET ews_url = ?2, grouping = ?3, backend = ?4"
+			      " WHERE smtp = ?1",
 	[Q_MB_SET_REFRESHED] = "UPDATE mailboxes SET last_refresh_utc = ?2 WHERE smtp = ?1",
 	[Q_MB_SET_BY_API] = "UPDATE mailboxes SET by_api = ?2 WHERE smtp = ?1",
 	[Q_MB_SET_WINDOW] = "UPDATE mailboxes SET window_start_utc = ?2, window_end_utc = ?3"

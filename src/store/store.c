@@ -142,6 +142,7 @@ void store_mailbox_clear(struct store_mailbox *mb)
 {
 	free(mb->smtp);
 	free(mb->parked_reason);
+	free(mb->backend);
 	free(mb->ews_url);
 	free(mb->grouping);
 	*mb = (struct store_mailbox){0};
@@ -213,18 +214,22 @@ int store_mailbox_set_state(struct store *s, const char *smtp, enum store_mb_sta
 	return s->ops->mailbox_set_state(s, smtp, state, reason, err);
 }
 
-int store_mailbox_set_endpoint(struct store *s, const char *smtp, const char *ews_url,
-                               const char *grouping, struct err *err)
+int store_mailbox_set_endpoint(struct store *s, const char *smtp, const char *backend,
+                               const char *ews_url, const char *grouping, struct err *err)
 {
 	int rc = check_smtp(smtp, err);
 
+	if (backend == NULL)
+		backend = "ews";
+	if (rc == 0 && strcmp(backend, "ews") != 0 && strcmp(backend, "graph") != 0)
+		rc = err_set(err, -EINVAL, "store: unknown backend '%.32s'", backend);
 	if (rc == 0)
 		rc = check_str(ews_url, STORE_MAX_URL, true, "EWS URL", err);
 	if (rc == 0)
 		rc = check_str(grouping, STORE_MAX_URL, false, "grouping", err);
 	if (rc < 0)
 		return rc;
-	return s->ops->mailbox_set_endpoint(s, smtp, ews_url, grouping, err);
+	return s->ops->mailbox_set_endpoint(s, smtp, backend, ews_url, grouping, err);
 }
 
 int store_mailbox_set_refreshed(struct store *s, const char *smtp, int64_t refresh_utc,

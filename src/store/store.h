@@ -30,7 +30,7 @@ struct cal_occurrence;
 struct store;
 
 /* The schema version this code writes and understands (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 /* An SMTP address: RFC 5321 allows a 64-byte local part, '@' and a 255-byte domain. */
 #define STORE_MAX_SMTP 320u
@@ -111,8 +111,9 @@ struct store_mailbox {
 	char *smtp; /* as first added; lookups ignore ASCII case */
 	enum store_mb_state state;
 	char *parked_reason; /* set only in STORE_MB_PARKED */
-	char *ews_url;
-	char *grouping; /* GroupingInformation, or NULL (then the EWS URL groups) */
+	char *backend;       /* which backend holds it: "ews" (the default) or "graph" */
+	char *ews_url;       /* its home there: the EWS URL, or the Graph user's path */
+	char *grouping;      /* GroupingInformation, or NULL (then the EWS URL groups) */
 	int64_t last_refresh_utc;
 	int64_t window_start_utc; /* the window of the stored occurrences */
 	int64_t window_end_utc;
@@ -156,10 +157,11 @@ ATTR_NODISCARD int store_mailbox_set_state(struct store *s, const char *smtp,
                                            enum store_mb_state st, const char *reason,
                                            struct err *err);
 
-/* Records the EWS URL and grouping found by Autodiscover (grouping may be NULL). */
+/* Records the mailbox's home as discover found it: the backend that holds it ("ews", "graph";
+ * NULL: "ews"), its URL there and its grouping (may be NULL). */
 ATTR_NODISCARD int store_mailbox_set_endpoint(struct store *s, const char *smtp,
-                                              const char *ews_url, const char *grouping,
-                                              struct err *err);
+                                              const char *backend, const char *ews_url,
+                                              const char *grouping, struct err *err);
 
 /* Marks a mailbox as added (true) or no longer added (false) through the HTTP API.
  * 0, or -ENOENT. */

@@ -87,6 +87,7 @@ TEST(version_1_database_is_migrated)
 	CHECK_EQ(
 		sqlite3_exec(db,
 	                     "DROP TABLE webhook_cursors; ALTER TABLE mailboxes DROP COLUMN by_api;"
+	                     " ALTER TABLE mailboxes DROP COLUMN backend;"
 	                     " PRAGMA user_version = 1;",
 	                     NULL, NULL, NULL),
 		SQLITE_OK);
@@ -97,6 +98,7 @@ TEST(version_1_database_is_migrated)
 	CHECK_EQ(store_schema_version(s), STORE_SCHEMA_VERSION);
 	CHECK_EQ(store_mailbox_get(s, "old@example.com", &mb, &e), 0);
 	CHECK(mb.enabled && !mb.by_api);
+	CHECK_STREQ(mb.backend, "ews"); /* version 5: every mailbox that was is on premises */
 	store_mailbox_clear(&mb);
 	CHECK_EQ(store_mailbox_set_by_api(s, "OLD@example.com", true, &e), 0);
 	CHECK_EQ(store_mailbox_get(s, "old@example.com", &mb, &e), 0);
@@ -132,8 +134,11 @@ TEST(version_2_database_is_migrated)
 	store_close(s);
 	/* Turn it back into what version 2 wrote. */
 	CHECK_EQ(sqlite3_open(t.path, &db), SQLITE_OK);
-	CHECK_EQ(sqlite3_exec(db, "DROP TABLE webhook_cursors; PRAGMA user_version = 2;", NULL,
-	                      NULL, NULL),
+	CHECK_EQ(sqlite3_exec(
+			 db,
+			 "DROP TABLE webhook_cursors; ALTER TABLE mailboxes DROP COLUMN backend;"
+			 " PRAGMA user_version = 2;",
+			 NULL, NULL, NULL),
 	         SQLITE_OK);
 	sqlite3_close(db);
 	CHECK_EQ(peek_header(t.path, 60), 2);
@@ -198,26 +203,28 @@ TEST(version_3_database_is_migrated)
 	store_close(s);
 	/* Turn it back into what version 3 wrote: the table of migration 1. */
 	CHECK_EQ(sqlite3_open(t.path, &db), SQLITE_OK);
-	CHECK_EQ(sqlite3_exec(
-			 db,
-			 "CREATE TABLE occ3 ("
-			 " mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,"
-			 " item_id TEXT NOT NULL, change_key TEXT, uid TEXT, subject TEXT,"
-			 " location TEXT, organizer TEXT, categories TEXT,"
-			 " start_utc INTEGER NOT NULL,"
-			 " end_utc INTEGER NOT NULL CHECK (end_utc >= start_utc),"
-			 " all_day INTEGER NOT NULL CHECK (all_day IN (0, 1)),"
-			 " is_cancelled INTEGER NOT NULL CHECK (is_cancelled IN (0, 1)),"
-			 " is_private INTEGER NOT NULL CHECK (is_private IN (0, 1)),"
-			 " free_busy TEXT NOT NULL CHECK (free_busy IN ('unknown', 'free',"
-			 "  'tentative', 'busy', 'oof', 'working-elsewhere', 'no-data')),"
-			 " item_type TEXT NOT NULL CHECK (item_type IN ('single', 'occurrence',"
-			 "  'exception')),"
-			 " PRIMARY KEY (mailbox_id, item_id)) WITHOUT ROWID;"
-			 "INSERT INTO occ3 SELECT * FROM occurrences; DROP TABLE occurrences;"
-			 "ALTER TABLE occ3 RENAME TO occurrences; PRAGMA user_version = 3;",
-			 NULL, NULL, NULL),
-	         SQLITE_OK);
+	CHECK_EQ(
+		sqlite3_exec(
+			db,
+			"CREATE TABLE occ3 ("
+			" mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,"
+			" item_id TEXT NOT NULL, change_key TEXT, uid TEXT, subject TEXT,"
+			" location TEXT, organizer TEXT, categories TEXT,"
+			" start_utc INTEGER NOT NULL,"
+			" end_utc INTEGER NOT NULL CHECK (end_utc >= start_utc),"
+			" all_day INTEGER NOT NULL CHECK (all_day IN (0, 1)),"
+			" is_cancelled INTEGER NOT NULL CHECK (is_cancelled IN (0, 1)),"
+			" is_private INTEGER NOT NULL CHECK (is_private IN (0, 1)),"
+			" free_busy TEXT NOT NULL CHECK (free_busy IN ('unknown', 'free',"
+			"  'tentative', 'busy', 'oof', 'working-elsewhere', 'no-data')),"
+			" item_type TEXT NOT NULL CHECK (item_type IN ('single', 'occurrence',"
+			"  'exception')),"
+			" PRIMARY KEY (mailbox_id, item_id)) WITHOUT ROWID;"
+			"INSERT INTO occ3 SELECT * FROM occurrences; DROP TABLE occurrences;"
+			"ALTER TABLE occ3 RENAME TO occurrences; ALTER TABLE mailboxes DROP COLUMN backend;"
+			" PRAGMA user_version = 3;",
+			NULL, NULL, NULL),
+		SQLITE_OK);
 	CHECK(explain_count(db, PUT("'busy', 'single'"), "OpenEphemeral") >
 	      0); /* what version 3 cost */
 	sqlite3_close(db);

@@ -106,6 +106,7 @@ TEST(mailboxes)
 	CHECK_STREQ(mb.smtp, "Bob@Example.com");
 	CHECK_EQ(mb.state, STORE_MB_UNRESOLVED);
 	CHECK_STREQ(mb.ews_url, "https://ex1/EWS/Exchange.asmx");
+	CHECK_STREQ(mb.backend, "ews");
 	CHECK(mb.grouping == NULL);
 	CHECK(mb.parked_reason == NULL);
 	CHECK(mb.enabled);
@@ -115,7 +116,8 @@ TEST(mailboxes)
 	CHECK_EQ(store_mailbox_set_state(s, "alice@example.com", STORE_MB_PARKED,
 	                                 "ErrorImpersonateUserDenied", &e),
 	         0);
-	CHECK_EQ(store_mailbox_set_endpoint(s, "alice@example.com", "https://ex2/EWS", "g2", &e),
+	CHECK_EQ(store_mailbox_set_endpoint(s, "alice@example.com", NULL, "https://ex2/EWS", "g2",
+	                                    &e),
 	         0);
 	CHECK_EQ(store_mailbox_set_refreshed(s, "alice@example.com", 1700000000, &e), 0);
 	CHECK_EQ(store_mailbox_get(s, "alice@example.com", &mb, &e), 0);
@@ -125,6 +127,22 @@ TEST(mailboxes)
 	CHECK_STREQ(mb.grouping, "g2");
 	CHECK_EQ(mb.last_refresh_utc, 1700000000);
 	store_mailbox_clear(&mb);
+
+	/* A mailbox moved to Exchange Online: its backend and home there; a third is refused. */
+	CHECK_EQ(store_mailbox_set_endpoint(s, "alice@example.com", "graph", "users/alice", NULL,
+	                                    &e),
+	         0);
+	CHECK_EQ(store_mailbox_get(s, "alice@example.com", &mb, &e), 0);
+	CHECK_STREQ(mb.backend, "graph");
+	CHECK_STREQ(mb.ews_url, "users/alice");
+	CHECK(mb.grouping == NULL);
+	store_mailbox_clear(&mb);
+	CHECK_EQ(store_mailbox_set_endpoint(s, "alice@example.com", "imap", "x", NULL, &e),
+	         -EINVAL);
+	CHECK(strstr(e.msg, "unknown backend 'imap'") != NULL);
+	CHECK_EQ(store_mailbox_set_endpoint(s, "alice@example.com", NULL, "https://ex2/EWS", "g2",
+	                                    &e),
+	         0);
 
 	/* Leaving parked clears the reason; a reason without parked is refused. */
 	CHECK_EQ(store_mailbox_set_state(s, "alice@example.com", STORE_MB_LIVE, NULL, &e), 0);

@@ -189,6 +189,8 @@ static struct mb *mb_new(struct sync_engine *e, const struct store_mailbox *row)
 	struct mb *mb = xcalloc(1, sizeof(*mb));
 	struct store_subscription sub = {0};
 	struct err err = {0};
+	int stored_bk = eng_backend_index(e, row->backend != NULL ? row->backend : "ews");
+	bool has_home;
 	int rc;
 
 	mb->e = e;
@@ -202,14 +204,15 @@ static struct mb *mb_new(struct sync_engine *e, const struct store_mailbox *row)
 	uv_timer_init(e->loop, &mb->presence_timer);
 	mb->work_timer.data = mb;
 	mb->presence_timer.data = mb;
+	/* Served where it was stored; a backend no longer configured: found again by EWS. */
 	mb->forced_bk = -1;
-	mb->bk = 0;
+	mb->bk = stored_bk > 0 ? (unsigned)stored_bk : 0;
 	mb_ops(mb)->mb_init(mb_bs(mb), mb);
-	if (e->cfg->ews_url == NULL && row->ews_url) {
+	if ((mb->bk != 0 || e->cfg->ews_url == NULL) && stored_bk >= 0 && row->ews_url) {
 		mb->ews_url = xstrdup(row->ews_url);
 		mb->grouping = row->grouping ? xstrdup(row->grouping) : NULL;
 	}
-	rc = store_subscription_get(e->store, mb->smtp, &sub, &err);
+	rc = stored_bk >= 0 ? store_subscription_get(e->store, mb->smtp, &sub, &err) : -ENOENT;
 	if (rc == 0 && (sub.kind == STORE_SUB_STREAMING) == eng_mb_push(mb)) {
 		mb->sub_id = sub.id;
 		sub.id = NULL;
@@ -223,8 +226,8 @@ static struct mb *mb_new(struct sync_engine *e, const struct store_mailbox *row)
 	mb->has_presence = rc == 0;
 
 	/* What it needs (a pull poll is due at once: poll_due_usec is 0). */
-	mb->needs |= sync_sched_initial_needs(e->cfg->ews_url != NULL || mb->ews_url != NULL,
-	                                      mb->sub_id != NULL, eng_mb_push(mb));
+	has_home = mb->ews_url != NULL || (mb->bk == 0 && e->cfg->ews_url != NULL);
+	mb->needs |= sync_sched_initial_needs(has_home, mb->sub_id != NULL, eng_mb_push(mb));
 	if (mb->state == STORE_MB_LIVE)
 		mb->state = STORE_MB_SYNCING; /* set below through the store */
 	e->stats.mailboxes++;
@@ -322,6 +325,30 @@ static void names_free(struct name **set)
 	}
 }
 
+/* The configuration's pins (<mailbox backend>): a pinned mailbox served by another backend
+ * moves to its own, and finds its home there. */
+static void apply_pins(struct sync_engine *e, const struct cfg *cfg)
+{
+	for (size_t i = 0; i < cfg->n_mailboxes; i++) {
+		struct mb *mb = mb_find(e, cfg->mailboxes[i]);
+		enum cfg_backend b =
+			cfg->mailbox_backends != NULL ? cfg->mailbox_backends[i] : CFG_BACKEND_AUTO;
+		int want = b == CFG_BACKEND_AUTO ? -1 : eng_backend_index(e, cfg_backend_name(b));
+
+		if (mb == NULL)
+			continue;
+		mb->forced_bk = want;
+		if (want < 0 || mb->bk == (unsigned)want)
+			continue;
+		if (mb->action == ACT_NONE)
+			mb_rehome(mb, (unsigned)want);
+		if (mb->bk != 0 || e->cfg->ews_url == NULL || mb->action != ACT_NONE)
+			mb->needs |= NEED_DISCOVER;
+		if (e->started)
+			mb_kick(mb);
+	}
+}
+
 /*
  * Makes the engine's mailboxes those of cfg (and the ones added through the API): disables the
  * stored ones no longer configured and adds the new ones. One read of the stored list; only a
@@ -363,6 +390,8 @@ int sync_mailboxes(struct sync_engine *e, const struct cfg *cfg, struct err *err
 		if (!names_has(stored, smtp) && mb_find(e, smtp) == NULL)
 			rc = mb_add(e, smtp, NULL, err);
 	}
+	if (rc == 0)
+		apply_pins(e, cfg);
 	names_free(&configured);
 	names_free(&stored);
 	store_mailboxes_free(rows, n_rows);

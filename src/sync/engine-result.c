@@ -273,7 +273,8 @@ static void discovered_one(struct mb *mb, const struct sync_result *r, const str
 		mb->needs &= ~NEED_DISCOVER;
 		eng_replace_str(&mb->ews_url, h->url);
 		eng_replace_str(&mb->grouping, h->grouping);
-		if (store_mailbox_set_endpoint(e->store, mb->smtp, h->url, h->grouping, &err) < 0)
+		if (store_mailbox_set_endpoint(e->store, mb->smtp, mb_ops(mb)->name, h->url,
+		                               h->grouping, &err) < 0)
 			log_err("store: %s: %s", mb->smtp, err.msg);
 		if (!(mb->needs & NEED_SUBSCRIBE) && mb->sub_id == NULL)
 			mb->needs |= NEED_SUBSCRIBE;
