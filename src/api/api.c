@@ -6,15 +6,12 @@
  */
 #include "api/api.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,6 +21,7 @@
 #include "api/api-route.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/net.h"
 #include "base/xalloc.h"
 #include "store/store.h"
 #include "sync/engine.h"
@@ -433,51 +431,6 @@ static int read_pem(const char *what, const char *path, char **out, struct err *
  * Binds and listens on host:port ourselves, so that a failure says why (libmicrohttpd loses the
  * errno) and port 0 tells us which port it got. 0 and *out_fd, *out_port, or a negative errno.
  */
-static int bind_listen(const char *host, unsigned port, int *out_fd, unsigned *out_port,
-                       struct err *err)
-{
-	struct sockaddr_storage ss = {0};
-	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-	socklen_t len;
-	bool v6 = false;
-	int fd, one = 1, e;
-
-	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons((uint16_t)port);
-		len = sizeof(*sin);
-	} else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons((uint16_t)port);
-		len = sizeof(*sin6);
-		v6 = true;
-	} else {
-		return err_set(err, -EINVAL, "api: %s is not a numeric IPv4 or IPv6 address", host);
-	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return err_set(err, -errno, "api: socket: %s", strerror(errno));
-	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (v6)
-		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, SOMAXCONN) != 0) {
-		e = errno;
-		close(fd);
-		return err_set(err, -e, "api: cannot listen on %s%s%s:%u: %s", v6 ? "[" : "", host,
-		               v6 ? "]" : "", port, strerror(e));
-	}
-	len = sizeof(ss);
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
-		e = errno;
-		close(fd);
-		return err_set(err, -e, "api: getsockname: %s", strerror(e));
-	}
-	*out_port = ntohs(v6 ? sin6->sin6_port : sin->sin_port);
-	*out_fd = fd;
-	return 0;
-}
-
 static void api_free(struct api *a)
 {
 	if (a == NULL)
@@ -538,7 +491,7 @@ int api_start(const struct api_opts *o, struct api **out_api, struct err *err)
 			goto fail;
 		flags |= MHD_USE_TLS;
 	}
-	rc = bind_listen(o->host, o->port, &fd, &a->port, err);
+	rc = net_listen_tcp("api", o->host, o->port, &fd, &a->port, err);
 	if (rc < 0)
 		goto fail;
 
