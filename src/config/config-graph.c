@@ -105,27 +105,39 @@ static int el_secret(struct parser *p, xmlNode *n)
 	return cfgp_get_secret(p, n, "value", "file", "env", &p->graph_secret_src);
 }
 
-/* <certificate cert="graph.crt" key="graph.key">: PEM files, read after the walk. */
+/* A certificate and key attribute pair (PEM files): both or neither; read unless offline. */
+static int read_pem_pair(struct parser *p, xmlNode *n, const char *ca, const char *ka,
+                         char **cert_pem, char **key_pem)
+{
+	char *cert = NULL, *key = NULL;
+	int rc;
+
+	rc = cfgp_get_path(p, n, ca, &cert);
+	if (rc == 0)
+		rc = cfgp_get_path(p, n, ka, &key);
+	if (rc == 0 && (cert == NULL) != (key == NULL))
+		rc = cfgp_fail(p, n, "give both %s and %s (PEM files), or neither", ca, ka);
+	if (rc == 0 && cert != NULL && !p->offline) {
+		rc = cfgp_read_pem(p, n, ca, cert, cert_pem);
+		if (rc == 0)
+			rc = cfgp_read_pem(p, n, ka, key, key_pem);
+	}
+	free(cert);
+	free(key);
+	return rc;
+}
+
+/* <certificate cert="graph.crt" key="graph.key">: the app's certificate credential. */
 static int el_certificate(struct parser *p, xmlNode *n)
 {
 	static const char *const known[] = {"cert", "key", NULL};
 	struct cfg_graph *g = p->cfg->graph;
-	char *cert = NULL, *key = NULL;
 	int rc;
 
 	cfgp_check_attrs(p, n, known);
-	rc = cfgp_get_path(p, n, "cert", &cert);
-	if (rc == 0)
-		rc = cfgp_get_path(p, n, "key", &key);
-	if (rc == 0 && (cert == NULL || key == NULL))
+	rc = read_pem_pair(p, n, "cert", "key", &g->cert_pem, &g->key_pem);
+	if (rc == 0 && cfgp_attr(p, n, "cert") == NULL)
 		rc = cfgp_fail(p, n, "give both cert and key (PEM files)");
-	if (rc == 0 && !p->offline) {
-		rc = cfgp_read_pem(p, n, "cert", cert, &g->cert_pem);
-		if (rc == 0)
-			rc = cfgp_read_pem(p, n, "key", key, &g->key_pem);
-	}
-	free(cert);
-	free(key);
 	return rc;
 }
 
@@ -159,11 +171,8 @@ static int el_notifications(struct parser *p, xmlNode *n)
 		rc = cfgp_fail_attr(p, n, "url", g->notify_url,
 		                    "Microsoft Graph delivers notifications only to https:// URLs");
 	if (rc == 0)
-		rc = cfgp_get_path(p, n, "tls_cert", &g->notify_tls_cert);
-	if (rc == 0)
-		rc = cfgp_get_path(p, n, "tls_key", &g->notify_tls_key);
-	if (rc == 0 && (g->notify_tls_cert == NULL) != (g->notify_tls_key == NULL))
-		rc = cfgp_fail(p, n, "give both tls_cert and tls_key, or neither");
+		rc = read_pem_pair(p, n, "tls_cert", "tls_key", &g->notify_tls_cert_pem,
+		                   &g->notify_tls_key_pem);
 	if (rc == 0)
 		rc = get_duration(p, n, "lifetime", SUBSCRIPTION_MIN, SUBSCRIPTION_MAX,
 		                  &g->subscription_usec);
@@ -306,8 +315,8 @@ void cfgp_graph_free(struct cfg_graph *g)
 	free(g->scope);
 	free(g->listen_host);
 	free(g->notify_url);
-	free(g->notify_tls_cert);
-	free(g->notify_tls_key);
+	free(g->notify_tls_cert_pem);
+	cfgp_wipe_free(g->notify_tls_key_pem);
 	free(g);
 }
 

@@ -126,10 +126,11 @@ struct cfg_graph {
 	/* notify mode: the listener for Microsoft's POSTs, and the URL Microsoft posts to */
 	char *listen_host;
 	unsigned listen_port;
-	char *notify_url;      /* https://host[:port]/path as Microsoft reaches the listener */
-	char *notify_tls_cert; /* PEM files of the listener; both or neither (plain HTTP behind a
-	                        * TLS-terminating proxy) */
-	char *notify_tls_key;
+	char *notify_url; /* https://host[:port]/path as Microsoft reaches the listener */
+	/* The listener's certificate and key (PEM contents, read from tls_cert and tls_key): both
+	 * or neither (plain HTTP behind a TLS-terminating proxy). The key is wiped by cfg_free(). */
+	char *notify_tls_cert_pem;
+	char *notify_tls_key_pem;
 	int64_t concurrency; /* Graph requests in flight in all */
 };
 

@@ -140,7 +140,8 @@ TEST(every_setting)
 	CHECK_STREQ(g->listen_host, "0.0.0.0");
 	CHECK_EQ(g->listen_port, 8443u);
 	CHECK_STREQ(g->notify_url, "https://calsync.example:8443/g");
-	CHECK(g->notify_tls_cert != NULL && g->notify_tls_key != NULL);
+	CHECK(strstr(g->notify_tls_cert_pem, "BEGIN CERTIFICATE") != NULL);
+	CHECK(strstr(g->notify_tls_key_pem, "BEGIN PRIVATE KEY") != NULL);
 	CHECK_EQ(g->subscription_usec, INT64_C(2) * 86400 * 1000000);
 	CHECK_EQ(g->renew_before_usec, INT64_C(6) * 3600 * 1000000);
 	CHECK_EQ(g->concurrency, 8);
