@@ -113,6 +113,9 @@ struct sync_backend_ops {
 	 * notifications), so that the engine never polls them, or are polled (EWS pull, Graph
 	 * delta polling). Fixed for the backend's life. */
 	bool (*pushes)(const struct sync_backend *b);
+	/* How long after a poll the next one is due (a feed that is polled: EWS pull's
+	 * <sync pull_interval>, Graph's <delta interval>). */
+	int64_t (*poll_interval_usec)(const struct sync_backend *b);
 
 	/* The backend's state for e (its transport, request buffer, groups). 0 or -errno. */
 	int (*open)(struct sync_engine *e, struct sync_backend **out, struct err *err);

@@ -117,7 +117,7 @@ static void finish_subscribe(struct mb *mb, const struct sync_answer *a)
 		mb_ops(mb)->feed_opened(mb_bs(mb), mb);
 	} else {
 		mb->needs |= NEED_POLL;
-		mb->poll_due_usec = clock_now_usec() + e->cfg->pull_interval_usec;
+		mb->poll_due_usec = clock_now_usec() + mb_ops(mb)->poll_interval_usec(mb_bs(mb));
 	}
 	/* Subscribed first, read second: a change between the two is seen by both at worst. */
 	if (!(mb->needs & NEED_READ)) {
@@ -139,7 +139,8 @@ static void finish_poll(struct mb *mb, const struct sync_answer *a)
 	}
 	if (a->changed)
 		mb_schedule_read(mb, e->cfg->debounce_usec, true);
-	mb->poll_due_usec = clock_now_usec() + (a->more ? 0 : e->cfg->pull_interval_usec);
+	mb->poll_due_usec =
+		clock_now_usec() + (a->more ? 0 : mb_ops(mb)->poll_interval_usec(mb_bs(mb)));
 }
 
 static void finish_read(struct mb *mb, const struct sync_answer *a)

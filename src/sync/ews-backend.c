@@ -391,9 +391,15 @@ static bool ews_pushes(const struct sync_backend *b)
 	return sync_ews_streaming(b->e);
 }
 
+static int64_t ews_poll_interval(const struct sync_backend *b)
+{
+	return b->e->cfg->pull_interval_usec;
+}
+
 const struct sync_backend_ops sync_ews_backend = {
 	.name = "ews",
 	.pushes = ews_pushes,
+	.poll_interval_usec = ews_poll_interval,
 	.open = ews_open,
 	.free = ews_free,
 	.mb_init = ews_mb_init,
