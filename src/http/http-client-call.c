@@ -184,6 +184,8 @@ void http_call_destroy(struct http_call *call)
 	if (call->body != NULL)
 		explicit_bzero(call->body, call->body_len);
 	free(call->body);
+	if (call->wipe_resp && call->resp.data != NULL)
+		explicit_bzero(call->resp.data, call->resp.cap);
 	buf_free(&call->resp);
 	free(call->location);
 	list_unlink(&call->link);

@@ -59,6 +59,7 @@ struct http_call {
 	int64_t start_usec;
 	int64_t timeout_usec;
 	bool https;
+	bool wipe_resp;    /* the request's secret_response */
 	bool added;        /* in the multi handle */
 	bool done_running; /* its done callback is running */
 

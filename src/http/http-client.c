@@ -139,6 +139,11 @@ void http_client_free(struct http_client *c)
 		http_client_teardown(c);
 }
 
+struct uv_loop_s *http_client_loop(const struct http_client *c)
+{
+	return c->loop;
+}
+
 size_t http_client_active(const struct http_client *c)
 {
 	size_t n = 0;
@@ -191,6 +196,7 @@ int http_send(struct http_client *c, const struct http_request *req, http_done_f
 	call = xcalloc(1, sizeof(*call));
 	call->client = c;
 	call->method = req->method;
+	call->wipe_resp = req->secret_response;
 	call->done = done;
 	call->ctx = ctx;
 	call->start_usec = clock_now_usec();

@@ -37,9 +37,10 @@ struct http_call;
 #define HTTP_MAX_REQUESTS          8192u /* in flight and waiting for a connection */
 
 /* Longest URL and longest request header value we send; Graph's @odata.nextLink and
- * deltaLink URLs are under 2 KiB, and so is every header we send. */
+ * deltaLink URLs are under 2 KiB, and so is every header but Authorization, whose app-only
+ * access token is 1.5-3 KiB (OAUTH_MAX_TOKEN fits). */
 #define HTTP_MAX_URL             8192u
-#define HTTP_MAX_REQUEST_HEADER  4096u
+#define HTTP_MAX_REQUEST_HEADER  8192u
 #define HTTP_MAX_REQUEST_HEADERS 32u
 /* Longest response header values we capture. Location may be a long URL; the others are ids,
  * dates and types well under 256 bytes. A longer value is dropped, except WWW-Authenticate,
@@ -109,6 +110,7 @@ struct http_request {
 	 * printable ASCII bytes. */
 	const char *bearer_token;
 	int64_t timeout_usec; /* 0 = the client's */
+	bool secret_response; /* the answer holds a secret (a token): wipe its body at the end */
 };
 
 /*
@@ -186,6 +188,9 @@ ATTR_NODISCARD int http_send(struct http_client *c, const struct http_request *r
  * callback and for NULL. After it returns call must not be used.
  */
 void http_call_cancel(struct http_call *call);
+
+/* The loop the client runs on. */
+struct uv_loop_s *http_client_loop(const struct http_client *c);
 
 /* Requests started and not yet ended or cancelled. */
 size_t http_client_active(const struct http_client *c);
