@@ -48,13 +48,16 @@ static const struct graph_error_info table[] = {
 	ENTRY("accessDenied", ACCOUNT, 0, "Graph refused the application access"),
 	ENTRY("activityLimitReached", THROTTLED, 0, "the application or user was throttled"),
 	ENTRY("ApplicationThrottled", THROTTLED, 0,
-              "the application's or the mailbox's request limit (MailboxConcurrency) was reached"),
+              "the application's or the mailbox's request limit (MailboxConcurrency) "
+              "was reached"),
 	ENTRY("Authorization_RequestDenied", ACCOUNT, 0,
-              "Microsoft Entra refused the application: a permission or its admin consent is missing"),
+              "Microsoft Entra refused the application: a permission or its admin "
+              "consent is missing"),
 	ENTRY("BadRequest", REFUSED, 0, "Graph could not take the request as calsync wrote it"),
 	ENTRY("ErrorAccessDenied", ACCOUNT, 0,
               "Exchange Online refused the application: no Calendars.Read application permission "
-              "with admin consent, or an application access policy or RBAC scope excludes the mailbox"),
+              "with admin consent, or an application access policy or RBAC scope "
+              "excludes the mailbox"),
 	ENTRY("ErrorInternalServerError", TRANSIENT, 0, "Exchange Online failed internally"),
 	ENTRY("ErrorInternalServerTransientError", TRANSIENT, 0,
               "Exchange Online failed for a moment"),

@@ -380,6 +380,18 @@ int graph_url_base(const char *base, char **out, struct err *err)
 	return 0;
 }
 
+/* Whether path holds an encoded dot ("%2e"): dot segments are resolved before the path is
+ * compared, but one written encoded could be resolved by the server after the check. Graph's
+ * links never encode a dot. */
+static bool has_encoded_dot(const char *path)
+{
+	for (const char *p = path; p[0] != '\0'; p++) {
+		if (p[0] == '%' && p[1] == '2' && (p[2] == 'e' || p[2] == 'E'))
+			return true;
+	}
+	return false;
+}
+
 /* Whether the link's origin is base's: the same scheme, host and port. */
 static int same_origin(const struct parts *b, const struct parts *l, struct err *err)
 {
@@ -411,8 +423,8 @@ int graph_url_link(const char *base, const char *link, char **out_path, struct e
 	if (rc == 0)
 		rc = same_origin(&b, &l, err);
 	bp = rc == 0 ? trim_slashes(b.path) : 0;
-	if (rc == 0 &&
-	    (strncmp(l.path, b.path, bp) != 0 || (l.path[bp] != '/' && l.path[bp] != '\0')))
+	if (rc == 0 && (strncmp(l.path, b.path, bp) != 0 ||
+	                (l.path[bp] != '/' && l.path[bp] != '\0') || has_encoded_dot(l.path)))
 		rc = err_set(err, -EPERM, "Graph link: path %.100s is not under %.100s", l.path,
 		             b.path);
 	if (rc == 0) {

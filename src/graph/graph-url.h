@@ -111,9 +111,10 @@ char *graph_url_join(const char *base, const char *path);
  * returned it) and returns it as an owned path (*out_path starts with '/'; join it again with
  * graph_url_join or put it in a $batch request). The link must be an absolute URL that libcurl
  * parses, at most GRAPH_MAX_URL bytes, with base's scheme, host (case-insensitively) and port
- * (the scheme's default when absent), no user info, and a path (dot segments resolved) at or
- * under base's path. Its query is kept byte for byte; a fragment is dropped. -EPERM when it
- * leaves base (err names the host it points at), -EINVAL when it is no URL we take.
+ * (the scheme's default when absent), no user info, and a path (dot segments resolved, none
+ * written encoded as "%2e") at or under base's path. Its query is kept byte for byte; a
+ * fragment is dropped. -EPERM when it leaves base (err names where it points), -EINVAL when it
+ * is no URL we take.
  */
 ATTR_NODISCARD int graph_url_link(const char *base, const char *link, char **out_path,
                                   struct err *err);
