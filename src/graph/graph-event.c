@@ -435,8 +435,11 @@ static int read_links(const json_t *doc, const char *what, const char *base, str
 		rc = graph_url_link(base, next, &out->next_path, err);
 	if (delta != NULL)
 		rc = graph_url_link(base, delta, &out->delta_path, err);
+	/* A link that is no URL we take is a protocol error of the answer; one that leaves the
+	 * base keeps its -EPERM. */
 	if (rc < 0)
-		return err_set(err, rc, "%s: %s", what, err != NULL ? err->msg : "bad link");
+		return err_set(err, rc == -EPERM ? rc : -EPROTO, "%s: %s", what,
+		               err != NULL ? err->msg : "bad link");
 	return 0;
 }
 
