@@ -364,6 +364,10 @@ TEST(wrong_types)
 	}
 }
 
+#define BOTH_LINKS                                                                  \
+	"{\"value\":[],\"@odata.nextLink\":\"https://graph.microsoft.com/v1.0/a\"," \
+	"\"@odata.deltaLink\":\"https://graph.microsoft.com/v1.0/b\"}"
+
 TEST(documents_that_are_no_page)
 {
 	static const char *const bad[] = {
@@ -377,9 +381,8 @@ TEST(documents_that_are_no_page)
 		"{\"value\":[{\"id\":\"a\\u0000b\"}]}",
 		"{\"value\":[{\"id\":\"\xff\"}]}",
 		"{\"value\":[],\"@odata.nextLink\":3}",
-		"{\"value\":[],\"@odata.nextLink\":\"https://graph.microsoft.com/v1.0/a\","
-		"\"@odata.deltaLink\":\"https://graph.microsoft.com/v1.0/b\"}",
 		"",
+		BOTH_LINKS,
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
