@@ -380,14 +380,37 @@ int graph_url_base(const char *base, char **out, struct err *err)
 	return 0;
 }
 
-/* Whether path holds an encoded dot ("%2e"): dot segments are resolved before the path is
- * compared, but one written encoded could be resolved by the server after the check. Graph's
- * links never encode a dot. */
-static bool has_encoded_dot(const char *path)
+/* Whether a segment of path is a dot segment written encoded ("%2e", ".%2E", "%2e%2e"): dot
+ * segments are resolved before the path is compared, but an encoded one could be resolved by
+ * the server after the check. An encoded dot inside a name ("john%2esmith") is harmless. */
+static bool has_encoded_dot_segment(const char *path)
 {
-	for (const char *p = path; p[0] != '\0'; p++) {
-		if (p[0] == '%' && p[1] == '2' && (p[2] == 'e' || p[2] == 'E'))
+	const char *seg = path;
+
+	while (*seg != '\0') {
+		size_t len = strcspn(seg, "/");
+		size_t dots = 0;
+		bool encoded = false;
+		bool only_dots = len > 0;
+
+		for (size_t i = 0; i < len && only_dots;) {
+			if (seg[i] == '.') {
+				dots++;
+				i++;
+			} else if (len - i >= 3 && seg[i] == '%' && seg[i + 1] == '2' &&
+			           (seg[i + 2] == 'e' || seg[i + 2] == 'E')) {
+				dots++;
+				encoded = true;
+				i += 3;
+			} else {
+				only_dots = false;
+			}
+		}
+		if (only_dots && encoded && dots <= 2)
 			return true;
+		seg += len;
+		if (*seg == '/')
+			seg++;
 	}
 	return false;
 }
@@ -423,8 +446,9 @@ int graph_url_link(const char *base, const char *link, char **out_path, struct e
 	if (rc == 0)
 		rc = same_origin(&b, &l, err);
 	bp = rc == 0 ? trim_slashes(b.path) : 0;
-	if (rc == 0 && (strncmp(l.path, b.path, bp) != 0 ||
-	                (l.path[bp] != '/' && l.path[bp] != '\0') || has_encoded_dot(l.path)))
+	if (rc == 0 &&
+	    (strncmp(l.path, b.path, bp) != 0 || (l.path[bp] != '/' && l.path[bp] != '\0') ||
+	     has_encoded_dot_segment(l.path)))
 		rc = err_set(err, -EPERM, "Graph link: path %.100s is not under %.100s", l.path,
 		             b.path);
 	if (rc == 0) {

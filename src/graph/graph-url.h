@@ -112,7 +112,7 @@ char *graph_url_join(const char *base, const char *path);
  * graph_url_join or put it in a $batch request). The link must be an absolute URL that libcurl
  * parses, at most GRAPH_MAX_URL bytes, with base's scheme, host (case-insensitively) and port
  * (the scheme's default when absent), no user info, and a path (dot segments resolved, none
- * written encoded as "%2e") at or under base's path. Its query is kept byte for byte; a
+ * written encoded such as "%2e%2e") at or under base's path. Its query is kept byte for byte; a
  * fragment is dropped. -EPERM when it leaves base (err names where it points), -EINVAL when it
  * is no URL we take.
  */

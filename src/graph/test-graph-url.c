@@ -277,6 +277,10 @@ TEST(links_taken)
 	/* Dot segments that stay inside. */
 	link_ok(BASE, "https://graph.microsoft.com/v1.0/users/../x", "/x");
 	link_ok(BASE, "https://graph.microsoft.com/v1.0", "/");
+	/* An encoded dot inside a name is no dot segment. */
+	link_ok(BASE, "https://graph.microsoft.com/v1.0/users/john%2esmith%40x/calendarView",
+	        "/users/john%2esmith%40x/calendarView");
+	link_ok(BASE, "https://graph.microsoft.com/v1.0/users/%2e%2e%2e/x", "/users/%2e%2e%2e/x");
 	/* The simulator's base, on a port. */
 	link_ok("http://127.0.0.1:8089/v1.0", "http://127.0.0.1:8089/v1.0/users/u/calendarView?a=b",
 	        "/users/u/calendarView?a=b");
@@ -295,6 +299,8 @@ TEST(links_refused)
 	link_refused(BASE, "https://graph.microsoft.com/v1.0evil/x", -EPERM);
 	link_refused(BASE, "https://graph.microsoft.com/v1.0/../beta/x", -EPERM);
 	link_refused(BASE, "https://graph.microsoft.com/v1.0/%2e%2e/beta/x", -EPERM);
+	link_refused(BASE, "https://graph.microsoft.com/v1.0/.%2E/beta/x", -EPERM);
+	link_refused(BASE, "https://graph.microsoft.com/v1.0/x/%2e", -EPERM);
 	link_refused("http://127.0.0.1:8089/v1.0", "http://127.0.0.1:8090/v1.0/x", -EPERM);
 	link_refused(BASE, "https://user:pw@graph.microsoft.com/v1.0/x", -EINVAL);
 	link_refused(BASE, "https://evil.example@graph.microsoft.com/v1.0/x", -EINVAL);
