@@ -60,10 +60,10 @@ def test_an_include_sideways_fails(tree):
 
 
 def test_a_folder_outside_the_map_fails(tree):
-    write(tree, "src/graph/graph.c", '#include "base/buf.h"\n')
+    write(tree, "src/caldav/caldav.c", '#include "base/buf.h"\n')
     rc, out = run(tree)
     assert rc == 1
-    assert "src/graph/ is not in the layer map" in out
+    assert "src/caldav/ is not in the layer map" in out
 
 
 def test_the_engine_core_may_not_talk_ews(tree):
