@@ -58,6 +58,8 @@ void mb_failed(struct mb *mb, enum action act, const struct sync_result *v)
 	}
 	if ((v->flags & SYNC_RF_REDISCOVER) && e->cfg->ews_url == NULL)
 		mb->needs |= NEED_DISCOVER;
+	else if ((v->flags & SYNC_RF_REDISCOVER) && mb->bk != 0 && mb->forced_bk < 0)
+		mb_rehome(mb, 0); /* no Autodiscover: the configured EWS URL is its home */
 	if ((v->flags & SYNC_RF_RESYNC) && v->verdict != SYNC_MAILBOX_PERMANENT)
 		mb->needs |= NEED_READ;
 }

@@ -22,6 +22,7 @@
  */
 #include "sync/engine-int.h"
 #include "sync/ews-backend.h"
+#include "sync/graph-backend.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -79,6 +80,8 @@ static int open_backends(struct sync_engine *e, struct err *err)
 	size_t n = 0;
 
 	want[n++] = &sync_ews_backend;
+	if (e->cfg->graph != NULL)
+		want[n++] = &sync_graph_backend;
 	for (size_t i = 0; i < n; i++) {
 		int rc = want[i]->open(e, &e->bks[i].b, err);
 

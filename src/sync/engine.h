@@ -98,6 +98,13 @@ struct sync_stats {
 	size_t queued;              /* mailboxes waiting for a request slot (the refresh queue) */
 	size_t backing_off;         /* mailboxes waiting out a back-off */
 	size_t streams_backing_off; /* streaming groups waiting to reconnect after errors */
+	/* Microsoft Graph (docs/graph.md) */
+	uint64_t graph_requests;          /* requests sent, tokens aside */
+	uint64_t graph_throttled;         /* 429 and 503 with Retry-After */
+	uint64_t graph_notifications;     /* change and lifecycle notifications believed */
+	uint64_t graph_bad_notifications; /* unknown subscription, wrong clientState, not JSON */
+	uint64_t token_refreshes_ok;      /* OAuth token requests that got a token */
+	uint64_t token_refreshes_failed;
 	struct sync_op_stats ops[SYNC_OP_COUNT];
 };
 
