@@ -330,6 +330,9 @@ class Directory:
 
     def _assertion_key(self, header):
         s256, s1, x5c = header.get("x5t#S256"), header.get("x5t"), header.get("x5c")
+        # base64url with or without padding: MSAL Python pads x5t.
+        s256 = s256.rstrip("=") if isinstance(s256, str) else None
+        s1 = s1.rstrip("=") if isinstance(s1, str) else None
         if not (s256 or s1 or x5c):
             raise AadError(401, "invalid_client", 700027,
                            "Client assertion failed signature validation: its header names no certificate "
