@@ -282,3 +282,19 @@ def iso_in(seconds, now=None):
 
 def sim_now(sim):
     return dt.datetime.fromtimestamp(sim.control("GET", "/clock", expect=200)[1]["epoch"], UTC)
+
+
+def wait_for(cond, timeout=20.0, interval=0.02, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def wait_for_in_flight(sim, n):
+    wait_for(lambda: sim.counters().get("graph_requests_in_flight", {}).get("total") == n,
+             what="%d Graph requests in flight" % n)
