@@ -180,7 +180,7 @@ class Subscriptions:
             s.wake.set()
 
     def gauges(self):
-        return {"graph_subscriptions": {"total": len(self.subs)},
+        return {"graph_subscriptions_live": {"total": len(self.subs)},
                 "graph_notifications_queued": {"total": sum(len(s.notify.queue) for s in self.subs.values())}}
 
     # -- create / update / delete -------------------------------------------------------

@@ -5,7 +5,7 @@ and make throwaway certificates. Deliberately independent of the simulator's cod
 import base64
 import datetime as dt
 import hashlib
-import http.server
+import http.server as httpserver
 import json
 import os
 import socket
@@ -202,7 +202,7 @@ class Receiver:
         self.lock = threading.Lock()
         outer = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(httpserver.BaseHTTPRequestHandler):
             def log_message(self, *a):
                 pass
 
@@ -225,7 +225,7 @@ class Receiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = httpserver.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.scheme = "http"
         if cert:
