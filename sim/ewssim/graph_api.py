@@ -14,8 +14,6 @@ import json
 import logging
 import urllib.parse
 
-from aiohttp import web
-
 from . import graph_model as gm
 from . import graph_util as gu
 from . import webio
@@ -403,9 +401,11 @@ async def batch(outer, authorization):
         if outer.method != "POST":
             raise _no_method(outer.method)
         reqs = _batch_requests(outer.body)
-        sim.graph.faults.before(outer)
+        delay = sim.graph.faults.before(outer)
     except GraphError as exc:
         return error_result(outer, exc)
+    if delay:
+        await sim.clock.sleep(delay)
     sim.counters.inc("graph_batches")
     sim.counters.inc("graph_batch_requests", "", len(reqs))
     results = {}

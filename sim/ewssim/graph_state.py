@@ -49,11 +49,14 @@ class Graph:
         t = text.strip().lower()
         if "@" in t:
             return self.sim.mailbox(t)
-        key = (self.sim.demo_count, len(self.sim.materialised()))
-        if key != self._indexed:
-            self._reindex()
-            self._indexed = key
         smtp = self._by_id.get(t)
+        if smtp is None:
+            # Index again only on a miss, and only when mailboxes were added since.
+            key = (self.sim.demo_count, len(self.sim.materialised()))
+            if key != self._indexed:
+                self._reindex()
+                self._indexed = key
+                smtp = self._by_id.get(t)
         return self.sim.mailbox(smtp) if smtp else None
 
     def _reindex(self):

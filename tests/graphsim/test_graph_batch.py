@@ -98,7 +98,7 @@ def test_batch_of_more_than_four_to_one_mailbox_is_throttled_inside(bsim):
 
 def test_concurrency_limit_across_requests(bsim):
     g = gc.Graph(bsim)
-    bsim.control("POST", "/graph/faults", {"kind": "delay", "seconds": 3, "count": 4, "mailbox": A}, expect=201)
+    bsim.control("POST", "/graph/faults", {"kind": "delay", "seconds": 8, "count": 4, "mailbox": A}, expect=201)
     out = []
 
     def slow():
