@@ -91,8 +91,12 @@ def resolve_zone(name):
 UTC_ZONE = ("UTC", gu.UTC)
 
 
-def _dtz(dt, zone):
-    return {"dateTime": gu.graph_datetime(dt.astimezone(zone[1])), "timeZone": zone[0]}
+def _dtz(dt, zone, floating_tz=None):
+    """A dateTimeTimeZone in zone. An all-day event (floating_tz: its own zone) is not
+    converted: Graph returns its midnights as they are in the event's zone, labelled with
+    the zone asked for."""
+    local = calmod.utc_to_local(dt, floating_tz) if floating_tz else dt.astimezone(zone[1])
+    return {"dateTime": gu.graph_datetime(local), "timeZone": zone[0]}
 
 
 # -- events ---------------------------------------------------------------------------------------
@@ -152,8 +156,8 @@ def event_json(view, zone=UTC_ZONE):
         "type": EVENT_TYPE[view.kind],
         "sensitivity": SENSITIVITY.get(view.sensitivity, "normal"),
         "responseStatus": {"response": RESPONSE.get(it.response, "none"), "time": "0001-01-01T00:00:00Z"},
-        "start": _dtz(view.start, zone),
-        "end": _dtz(view.end, zone),
+        "start": _dtz(view.start, zone, it.tz if it.all_day else None),
+        "end": _dtz(view.end, zone, it.tz if it.all_day else None),
         "location": {"displayName": view.location or "", "locationType": "default", "uniqueIdType": "unknown"},
         "organizer": {"emailAddress": {"name": name, "address": address}},
     }

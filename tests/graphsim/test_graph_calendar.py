@@ -108,6 +108,20 @@ def test_mapping_of_a_control_api_item(g, gsim):
     assert e["start"]["dateTime"] == "2031-03-06T00:00:00.0000000" and e["end"]["dateTime"] == "2031-03-07T00:00:00.0000000"
 
 
+def test_all_day_events_are_not_converted(g, gsim):
+    # Graph returns an all-day event's midnights as they are in the event's zone, whatever
+    # Prefer: outlook.timezone asks for (the label follows the header).
+    gsim.control("POST", "/mailboxes/%s/items" % C, {"subject": "Urlaub", "all_day": True, "start": "2033-05-02",
+                                                      "end": "2033-05-03", "time_zone": "W. Europe Standard Time"},
+                 expect=201)
+    q = "startDateTime=2033-05-01T00:00:00Z&endDateTime=2033-05-04T00:00:00Z"
+    for prefer, label in ((None, "UTC"), ('outlook.timezone="Pacific Standard Time"', "Pacific Standard Time")):
+        (e,) = view(g, C, q, headers={"Prefer": prefer} if prefer else None)
+        assert e["isAllDay"] is True and e["originalStartTimeZone"] == "W. Europe Standard Time"
+        assert e["start"] == {"dateTime": "2033-05-02T00:00:00.0000000", "timeZone": label}
+        assert e["end"] == {"dateTime": "2033-05-03T00:00:00.0000000", "timeZone": label}
+
+
 def test_events_ending_at_the_window_start_are_left_out(g, gsim):
     gc.create_item(gsim, C, subject="edge", start="2032-01-01T09:00:00Z", end="2032-01-01T10:00:00Z")
     assert view(g, C, "startDateTime=2032-01-01T10:00:00Z&endDateTime=2032-01-01T11:00:00Z") == []
