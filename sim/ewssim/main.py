@@ -288,6 +288,10 @@ async def serve(a):
                    epa=a.extended_protection + ("" if ssl_ctx else " (not checked over HTTP)")),
             flush=True,
         )
+        if graph_runner is not None:
+            print("  Graph          %(graph)s\n  token endpoint %(token_endpoint)s\n"
+                  "  client id      %(client_id)s (see docs/graph-sim.md)\n"
+                  "  cloud mailboxes %(cloud_mailboxes)s" % info, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for s in (signal.SIGINT, signal.SIGTERM):

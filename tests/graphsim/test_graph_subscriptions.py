@@ -282,3 +282,14 @@ def test_https_endpoint_verified_with_the_ca_option(sim_factory, certs):
         subscribed(gc.Graph(insecure), rx, resource="users/%s/events" % B)
     finally:
         rx.stop()
+
+
+def test_clean_shutdown_with_live_subscriptions(ssim, rx):
+    g = gc.Graph(ssim)
+    subscribed(g, rx)
+    rx.fail_next = 100  # a delivery task is retrying when the simulator stops
+    gc.create_item(ssim, A)
+    wait_for(lambda: ssim.counters()["graph_notifications"].get("retries"), what="a retry")
+    ssim.proc.terminate()
+    assert ssim.proc.wait(20) == 0
+    assert "Traceback" not in ssim.output()
