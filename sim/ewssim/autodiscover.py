@@ -207,6 +207,15 @@ def get_user_settings(sim, request, op):
             _sub(ur, _A("UserSettingErrors"))
             _sub(ur, _A("UserSettings"))
             continue
+        if sim.is_cloud(mb):
+            # Hybrid: the mailbox lives in Exchange Online. On-premises Autodiscover answers for
+            # its mail user with the targetAddress to ask again (RedirectAddress).
+            _sub(ur, _A("ErrorCode"), "RedirectAddress")
+            _sub(ur, _A("ErrorMessage"), "Redirection address.")
+            _sub(ur, _A("RedirectTarget"), sim.cloud_target(mb))
+            _sub(ur, _A("UserSettingErrors"))
+            _sub(ur, _A("UserSettings"))
+            continue
         _sub(ur, _A("ErrorCode"), "NoError")
         _sub(ur, _A("ErrorMessage"), "No error.")
         rt = _sub(ur, _A("RedirectTarget"))
@@ -254,6 +263,18 @@ def _pox_error(code, message):
 def _server_version_hex():
     # Outlook's ServerVersion: 0x70000000 | major << 22 | minor << 16 | 0x8000 | build.
     return "%08X" % (0x70000000 | (15 << 22) | (2 << 16) | 0x8000 | 1748)
+
+
+def pox_redirect(address):
+    """Account/Action redirectAddr: ask again for this address (a mailbox in Exchange Online)."""
+    root = etree.Element("{%s}Autodiscover" % NS_POX_RESP, nsmap={None: NS_POX_RESP})
+    resp = etree.SubElement(root, "{%s}Response" % NS_POX_OUTLOOK, nsmap={None: NS_POX_OUTLOOK})
+    acct = _sub(resp, "{%s}Account" % NS_POX_OUTLOOK)
+    _sub(acct, "{%s}Action" % NS_POX_OUTLOOK, "redirectAddr")
+    _sub(acct, "{%s}RedirectAddr" % NS_POX_OUTLOOK, address)
+    return web.Response(status=200, body=etree.tostring(root, xml_declaration=True, encoding="utf-8"),
+                        content_type="text/xml", charset="utf-8",
+                        headers={"Server": "Microsoft-IIS/10.0", "X-FEServer": "EXCHFE01"})
 
 
 def pox_response(sim, request, mb):
@@ -350,6 +371,8 @@ async def handle(request):
         mb, _err = sim.mailbox_by_any(addr, "SmtpAddress")
         if mb is None:
             return _pox_error(500, "The email address can't be found.")
+        if sim.is_cloud(mb):
+            return pox_redirect(sim.cloud_target(mb))
         return pox_response(sim, request, mb)
     # SOAP: dispatch on the body element (WCF would use wsa:Action; both agree for
     # well-formed requests).

@@ -17,8 +17,13 @@ from datetime import datetime
 
 from aiohttp import web
 
-from . import auth, autodiscover, calendar_ops, control, faults, notify, registry, server, state
+from . import (auth, autodiscover, calendar_ops, control, faults, graph_api, graph_control, graph_state, graph_util,
+               notify, registry, server, state)
 from .clock import Clock
+
+
+# The client secret the Graph simulator accepts when none is configured (docs/graph-sim.md).
+DEFAULT_SECRET = "sim~GraphSecret.0123456789-abcdefghijkl"
 
 
 def hostport(s):
@@ -79,6 +84,34 @@ def parse_args(argv):
     p.add_argument("--calendar-cache", type=int, default=5000,
                    help="generated calendars kept in memory; unchanged ones beyond this are "
                    "regenerated, identical, when next used (default 5000)")
+    g = p.add_argument_group("Microsoft Graph and hybrid (docs/graph-sim.md)")
+    g.add_argument("--graph-listen", type=hostport, default=None,
+                   help="serve Microsoft Graph and the Entra ID token endpoint on HOST:PORT (port 0 = any free port); "
+                   "HTTPS with --tls-cert/--tls-key")
+    g.add_argument("--tenant-id", default=None, help="the tenant's GUID (default: derived from --domain)")
+    g.add_argument("--tenant-name", default=None,
+                   help="the tenant's name, <name>.onmicrosoft.com (default: the first label of --domain)")
+    g.add_argument("--graph-client-id", default=None, help="the app registration's client id (default: derived)")
+    g.add_argument("--graph-client-secret", action="append", default=[], metavar="SECRET",
+                   help="a valid client secret (repeatable; default %s when no secret or certificate is given)"
+                   % DEFAULT_SECRET)
+    g.add_argument("--graph-client-secret-file", default=None, help="read a client secret from this file")
+    g.add_argument("--graph-client-cert", action="append", default=[], metavar="FILE",
+                   help="PEM certificate whose public key verifies client assertions (repeatable)")
+    g.add_argument("--token-lifetime", type=float, default=3599.0,
+                   help="access token lifetime, sim seconds (default 3599)")
+    g.add_argument("--cloud-mailboxes", default="none", metavar="SPEC",
+                   help="demo mailboxes that live in Exchange Online: none (default), all, N (user00001..N) or "
+                   "index ranges like 1-5,9")
+    g.add_argument("--cloud-mailbox", action="append", default=[], metavar="SMTP",
+                   help="a mailbox that lives in Exchange Online (repeatable)")
+    g.add_argument("--routing-domain", default=None,
+                   help="the hybrid routing domain of targetAddress (default <tenant-name>.mail.onmicrosoft.com)")
+    g.add_argument("--graph-notify-ca", default=None, help="extra CA file to verify notification endpoints with")
+    g.add_argument("--graph-notify-insecure", action="store_true",
+                   help="do not verify the TLS certificates of notification endpoints (tests)")
+    g.add_argument("--graph-notify-allow-http", action="store_true",
+                   help="accept http:// notification URLs (Graph requires https)")
     p.add_argument("--ready-file", default=None, help="write a JSON line with the endpoints here once serving")
     p.add_argument("--quiet", action="store_true", help="print only the READY line")
     p.add_argument("--log-level", default="warning")
@@ -93,7 +126,32 @@ def parse_args(argv):
         p.error("--time-scale must be > 0")
     if a.calendar_cache < 1:
         p.error("--calendar-cache must be at least 1")
+    if a.token_lifetime <= 0:
+        p.error("--token-lifetime must be > 0")
+    try:
+        a.cloud_spec = state.CloudSpec(a.cloud_mailboxes)
+    except ValueError as exc:
+        p.error(str(exc))
     return a
+
+
+def build_graph(sim, a):
+    """sim.graph from the Graph options (when --graph-listen is given)."""
+    tenant_name = a.tenant_name or sim.domain.split(".", 1)[0]
+    tenant_id = (a.tenant_id or graph_util.guid_for("tenant", sim.domain)).lower()
+    client_id = (a.graph_client_id or graph_util.guid_for("app", tenant_id, "calsync")).lower()
+    secrets = list(a.graph_client_secret)
+    if a.graph_client_secret_file:
+        with open(a.graph_client_secret_file, encoding="utf-8") as f:
+            secrets.append(f.read().strip())
+    if not secrets and not a.graph_client_cert:
+        secrets = [DEFAULT_SECRET]
+    try:
+        ssl_ctx = graph_state.notify_ssl_context(a.graph_notify_ca, a.graph_notify_insecure)
+        sim.graph = graph_state.Graph(sim, tenant_id, client_id, secrets, a.graph_client_cert, a.token_lifetime,
+                                      tenant_name, ssl_ctx, a.graph_notify_allow_http)
+    except (OSError, ValueError) as exc:
+        raise SystemExit("ews-sim: Graph options: %s" % exc)
 
 
 def build_sim(a):
@@ -125,6 +183,15 @@ def build_sim(a):
     for t in a.bearer_token:
         sim.bearer_tokens[t] = sim.accounts[a.service_account.lower()].smtp
     sim.latency = a.latency_ms / 1000.0
+    sim.cloud_spec = a.cloud_spec
+    for smtp in a.cloud_mailbox:
+        sim.location_overrides[smtp.strip().lower()] = True
+    if a.routing_domain:
+        sim.routing_domain = a.routing_domain.lower()
+    elif a.tenant_name:
+        sim.routing_domain = "%s.mail.onmicrosoft.com" % a.tenant_name.lower()
+    if a.graph_listen:
+        build_graph(sim, a)
     methods = tuple(m.strip().lower() for m in a.auth.split(",") if m.strip())
     for m in methods:
         if m not in ("negotiate", "ntlm", "basic", "bearer"):
@@ -147,15 +214,17 @@ def build_apps(sim):
     """The EWS and control applications of sim, with every module's operations and routes."""
     operations = registry.Table(calendar_ops.OPERATIONS, notify.OPERATIONS)
     ews_app = server.build_app(sim, operations, autodiscover.PATHS)
-    routes = calendar_ops.control_routes(sim) + notify.control_routes(sim) + faults.control_routes(sim)
+    routes = (calendar_ops.control_routes(sim) + notify.control_routes(sim) + faults.control_routes(sim)
+              + graph_control.control_routes(sim))
     ctl_app = control.build_app(sim, routes)
-    return ews_app, ctl_app
+    graph_app = graph_api.build_app(sim) if sim.graph is not None else None
+    return ews_app, ctl_app, graph_app
 
 
 async def serve(a):
     sim = build_sim(a)
     sim.notify.ensure_sweeper()
-    ews_app, ctl_app = build_apps(sim)
+    ews_app, ctl_app, graph_app = build_apps(sim)
     ssl_ctx = None
     if a.tls_cert:
         ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -173,6 +242,13 @@ async def serve(a):
     ctl_port = ctl_runner.addresses[0][1]
     scheme = "https" if ssl_ctx else "http"
     host = a.listen[0] if ":" not in a.listen[0] else "[%s]" % a.listen[0]
+    graph_runner = None
+    if graph_app is not None:
+        graph_runner = web.AppRunner(graph_app, access_log=None, handle_signals=False)
+        await graph_runner.setup()
+        await web.TCPSite(graph_runner, a.graph_listen[0], a.graph_listen[1], ssl_context=ssl_ctx,
+                          backlog=1024).start()
+        sim.graph.subs.ensure_sweeper()
     info = {
         "ews": "%s://%s:%d/EWS/Exchange.asmx" % (scheme, host, ews_port),
         "autodiscover": "%s://%s:%d/autodiscover/autodiscover.svc" % (scheme, host, ews_port),
@@ -182,6 +258,14 @@ async def serve(a):
         "mailboxes": sim.mailbox_count(),
         "service_account": a.service_account,
     }
+    if graph_runner is not None:
+        gport = graph_runner.addresses[0][1]
+        ghost = a.graph_listen[0] if ":" not in a.graph_listen[0] else "[%s]" % a.graph_listen[0]
+        login = "%s://%s:%d" % (scheme, ghost, gport)
+        info.update(graph=login + "/v1.0", login=login, authority="%s/%s" % (login, sim.graph.tenant_id),
+                    token_endpoint="%s/%s/oauth2/v2.0/token" % (login, sim.graph.tenant_id), graph_port=gport,
+                    tenant_id=sim.graph.tenant_id, client_id=sim.graph.auth.client_id,
+                    cloud_mailboxes=sim.cloud_spec.text)
     print("READY " + json.dumps(info), flush=True)
     if a.ready_file:
         # Written whole, then renamed, so that a reader never sees half a line.
@@ -204,6 +288,10 @@ async def serve(a):
                    epa=a.extended_protection + ("" if ssl_ctx else " (not checked over HTTP)")),
             flush=True,
         )
+        if graph_runner is not None:
+            print("  Graph          %(graph)s\n  token endpoint %(token_endpoint)s\n"
+                  "  client id      %(client_id)s (see docs/graph-sim.md)\n"
+                  "  cloud mailboxes %(cloud_mailboxes)s" % info, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for s in (signal.SIGINT, signal.SIGTERM):
@@ -213,6 +301,8 @@ async def serve(a):
         await hook()
     await ews_runner.cleanup()
     await ctl_runner.cleanup()
+    if graph_runner is not None:
+        await graph_runner.cleanup()
 
 
 def main(argv=None):

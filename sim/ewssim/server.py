@@ -112,6 +112,11 @@ def _impersonation(ctx):
         )
     if err:
         raise soap.EwsFault("ErrorNonExistentMailbox", "The SMTP address has no mailbox associated with it.")
+    if sim.is_cloud(mb) and not sim.moving(mb):
+        # A mailbox moved to Exchange Online is a mail user (RemoteMailbox) on-premises: the
+        # address resolves, but to no mailbox here. During a move window the request goes on
+        # and gets ErrorMailboxMoveInProgress (faults.before).
+        raise soap.EwsFault("ErrorNonExistentMailbox", "The SMTP address has no mailbox associated with it.")
     if not ctx.account.may_impersonate(mb):
         sim.counters.inc("rejections", "ErrorImpersonateUserDenied")
         raise soap.EwsFault(

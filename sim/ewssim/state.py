@@ -56,6 +56,29 @@ class Limits:
             setattr(self, k, v)
 
 
+class CloudSpec:
+    """Which mailboxes start in Exchange Online (hybrid: the rest are on-premises): "none",
+    "all", N (the demo mailboxes user00001..N) or demo index ranges "1-5,9"."""
+
+    def __init__(self, spec="none"):
+        self.text = str(spec).strip().lower() or "none"
+        self.all = self.text == "all"
+        self.ranges = []
+        if self.text in ("none", "all"):
+            return
+        if self.text.isdigit():
+            self.ranges = [(1, int(self.text))]
+            return
+        for part in self.text.split(","):
+            lo, sep, hi = part.strip().partition("-")
+            if not lo.isdigit() or (sep and not hi.isdigit()):
+                raise ValueError("cloud mailboxes: expected none, all, N or ranges like 1-5,9, got %r" % spec)
+            self.ranges.append((int(lo), int(hi) if sep else int(lo)))
+
+    def __contains__(self, index):
+        return self.all or any(lo <= index <= hi for lo, hi in self.ranges)
+
+
 class Account:
     """A Windows account that can authenticate (the service account, or a test user)."""
 
@@ -152,6 +175,7 @@ class Mailbox:
             "aliases": sorted(a.split(":", 1)[1] for a in self.aliases),
             "display_name": self.display_name,
             "backend": self.backend.name,
+            "location": "cloud" if self.sim.is_cloud(self) else "onprem",
             "calendar_generated": self._calendar is not None,
         }
 
@@ -201,6 +225,11 @@ class Sim:
         self.calendar_cache_size = calendar_cache
         self.add_account(service_account, service_password, "all")
         self.latency = 0.0  # seconds added to every EWS request (--latency-ms)
+        # Hybrid: which mailboxes live in Exchange Online (served by Graph, refused by EWS,
+        # redirected by Autodiscover to <local>@<routing_domain>), and the moves since.
+        self.cloud_spec = CloudSpec()
+        self.location_overrides = {}  # smtp -> True (cloud) / False (on-premises)
+        self.routing_domain = "%s.mail.onmicrosoft.com" % self.domain.split(".", 1)[0]
         # Hook lists: who registers, who calls.
         self.calendar_hooks = []  # fn(mailbox, events) per calendar change (notify); calendar.Calendar
         self.gauge_hooks = []  # fn() -> {gauge: {label: value}} (throttle, notify); GET /counters
@@ -209,6 +238,7 @@ class Sim:
         self.shutdown_hooks = []  # async fn() (notify: cut the streams); main, before it exits
         # The services. Each registers its hooks as it is made.
         self.auth = None  # auth.Authenticator, set by main (it needs the command line)
+        self.graph = None  # graph_state.Graph, set by main when --graph-listen is given
         self.throttle = throttle.Throttle(self)
         self.faults = faults.Faults(self)
         self.notify = notify.Notify(self)
@@ -342,6 +372,27 @@ class Sim:
             cal = old._calendar
             if cal is not None and cal.pristine(old.cal_log_length):
                 old._calendar = None
+
+    # -- hybrid: on-premises or Exchange Online -------------------------------------------------
+
+    def is_cloud(self, mb):
+        """True when the mailbox lives in Exchange Online."""
+        v = self.location_overrides.get(mb.smtp)
+        if v is not None:
+            return v
+        return self._demo_index(mb.smtp) is not None and mb.index in self.cloud_spec
+
+    def set_cloud(self, mb, cloud):
+        self.location_overrides[mb.smtp] = bool(cloud)
+
+    def cloud_target(self, mb):
+        """The targetAddress of a cloud mailbox's on-premises mail user (RemoteMailbox)."""
+        return "%s@%s" % (mb.smtp.split("@", 1)[0], self.routing_domain)
+
+    def moving(self, mb):
+        """True while a mailbox move window (POST /faults/mailboxes/move or /graph/mailboxes/move) lasts."""
+        until = self.faults.moving.get(mb.smtp)
+        return until is not None and self.clock.time() < until
 
     def backend_by_cookie(self, cookie):
         for b in self.backends:
