@@ -1,5 +1,5 @@
 """Everything the Graph simulator serves checked against Microsoft Graph's v1.0 CSDL
-(../shared/graph-schema/v1.0-metadata.xml): every property of an event, user,
+(data/graph-schema/v1.0-metadata.xml, a copy of ../shared/graph-schema): every property of an event, user,
 subscription, change notification (and lifecycle notification), dateTimeTimeZone,
 location, recipient/emailAddress, patternedRecurrence, responseStatus and error body
 exists on its type (base types included) and has that type: enum members, primitive
@@ -24,12 +24,10 @@ OPEN = {"publicInnerError", "resourceData"}
 
 
 def csdl_path():
-    for p in (os.path.join(ROOT, "..", "shared", "graph-schema", "v1.0-metadata.xml"),
-              os.path.join(ROOT, "..", "..", "shared", "graph-schema", "v1.0-metadata.xml"),
-              "/work/shared/graph-schema/v1.0-metadata.xml"):
+    for p in (os.path.join(ROOT, "data", "graph-schema", "v1.0-metadata.xml"),):
         if os.path.exists(p):
             return p
-    pytest.fail("the Graph CSDL (shared/graph-schema/v1.0-metadata.xml) is missing")
+    pytest.fail("the Graph CSDL (data/graph-schema/v1.0-metadata.xml) is missing")
 
 
 class Csdl:
