@@ -81,6 +81,28 @@ static int add_escaped(struct buf *b, const char *s, struct err *err)
 	return rc;
 }
 
+/* A path segment: escaped as a query value is, but with '@' kept (RFC 3986 allows it in a
+ * segment), since Graph's own examples and clients write /users/alice@contoso.com. */
+static int add_segment(struct buf *b, const char *s, struct err *err)
+{
+	char *e = escape(s);
+	char *w = e;
+	int rc;
+
+	for (const char *r = e; *r != '\0'; r++) {
+		if (r[0] == '%' && r[1] == '4' && r[2] == '0') {
+			*w++ = '@';
+			r += 2;
+		} else {
+			*w++ = *r;
+		}
+	}
+	*w = '\0';
+	rc = add(b, e, err);
+	free(e);
+	return rc;
+}
+
 /* "/users/{user}" or "/users('{user}')" into b (see graph-url.h). */
 static int add_user(struct buf *b, const char *user, struct err *err)
 {
@@ -92,7 +114,7 @@ static int add_user(struct buf *b, const char *user, struct err *err)
 		return rc;
 	if (user[0] != '$') {
 		rc = add(b, "/users/", err);
-		return rc < 0 ? rc : add_escaped(b, user, err);
+		return rc < 0 ? rc : add_segment(b, user, err);
 	}
 	/* The OData key form: a string literal whose quotes are doubled. */
 	buf_init(&lit, 2 * GRAPH_MAX_USER);

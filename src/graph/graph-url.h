@@ -5,7 +5,7 @@
  * percent-encoding is libcurl's (curl_easy_escape), all URL parsing libcurl's CURLU parser.
  *
  * Paths. A builder returns a path relative to the version root (the base URL, by default
- * GRAPH_DEFAULT_BASE), such as "/users/alice%40contoso.com/calendarView?startDateTime=...".
+ * GRAPH_DEFAULT_BASE), such as "/users/alice@contoso.com/calendarView?startDateTime=...".
  * graph_url_join() makes it the absolute URL of a request; a $batch request takes the path as
  * its url as it is (graph-batch.h: relative to the version root).
  *

@@ -267,6 +267,7 @@ static void discovered_one(struct mb *mb, const struct sync_result *r, const str
 			log_info("%s: %s", mb->smtp, h->res.msg[0] ? h->res.msg : "moved");
 			mb_rehome(mb, (unsigned)bk);
 			mb->needs |= NEED_DISCOVER; /* its new backend finds its home there */
+			mb->discover_here = true;
 		}
 	} else if (h->url == NULL) {
 		mb_failed(mb, ACT_DISCOVER, &h->res);
@@ -274,6 +275,7 @@ static void discovered_one(struct mb *mb, const struct sync_result *r, const str
 	} else {
 		mb_succeeded(mb);
 		mb->needs &= ~NEED_DISCOVER;
+		mb->discover_here = false;
 		eng_replace_str(&mb->ews_url, h->url);
 		eng_replace_str(&mb->grouping, h->grouping);
 		if (store_mailbox_set_endpoint(e->store, mb->smtp, mb_ops(mb)->name, h->url,

@@ -141,11 +141,14 @@ static void window_now(const struct sync_engine *e, int64_t *start, int64_t *end
 	*end = now + e->cfg->window_ahead_days * DAY_SEC;
 }
 
-/* The backend that finds mb's home: the configured one, else the first (EWS Autodiscover, which
- * answers a mailbox that moved to the cloud with its cloud address). */
+/* The backend that finds mb's home: the configured one; the one a discover answer sent it to;
+ * else the first (EWS Autodiscover, which answers a mailbox that moved to the cloud with its
+ * cloud address). */
 static unsigned discoverer(const struct mb *mb)
 {
-	return mb->forced_bk >= 0 ? (unsigned)mb->forced_bk : 0;
+	if (mb->forced_bk >= 0)
+		return (unsigned)mb->forced_bk;
+	return mb->discover_here ? mb->bk : 0;
 }
 
 /* Takes up to max more queued mailboxes that need Autodiscover from the bulk queue into mbs,

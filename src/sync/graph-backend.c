@@ -125,7 +125,6 @@ static void graph_mb_init(struct sync_backend *b, struct mb *mb)
 {
 	mb->bmb = xcalloc(1, sizeof(*mb->bmb));
 	mb->bmb->mb = mb;
-	list_init(&mb->bmb->soon_link);
 }
 
 static bool graph_cancel(struct sync_backend *b, struct mb *mb)

@@ -27,7 +27,6 @@ struct gcall *gcall_new(struct sync_backend *b, enum graph_req req, enum http_me
 	c->url = xstrdup(url);
 	c->done = done;
 	c->ctx = ctx;
-	list_init(&c->link);
 	return c;
 }
 

@@ -297,14 +297,18 @@ static void on_page(struct gcall *c, const struct http_response *r, const struct
 		round_failed(mb, v, NULL);
 		return;
 	}
-	if (graph_page_read(r->body, r->body_len, GRAPH_PAGE_DELTA, b->base, &page, &err) < 0 ||
-	    graph_delta_apply(&bm->win, &bm->n_win, &page, GRAPH_MAX_OCCURRENCES, &err) < 0) {
+	if (graph_page_read(r->body, r->body_len, GRAPH_PAGE_DELTA, b->base, &page, &err) < 0) {
+		round_failed(mb, v, err.msg);
+		return;
+	}
+	/* Before the page is applied: applying moves its entries into the window. */
+	if (page.n_occ > 0 || page.n_removed > 0 || bm->round_first)
+		bm->round_changed = true;
+	if (graph_delta_apply(&bm->win, &bm->n_win, &page, GRAPH_MAX_OCCURRENCES, &err) < 0) {
 		graph_page_clear(&page);
 		round_failed(mb, v, err.msg);
 		return;
 	}
-	if (page.n_occ > 0 || page.n_removed > 0 || bm->round_first)
-		bm->round_changed = true;
 	if (page.next_path != NULL)
 		next = graph_url_join(b->base, page.next_path);
 	else if (page.delta_path != NULL) {
