@@ -102,7 +102,9 @@ static const struct ews_error_info table[] = {
 	 * reconnect it, or the two connections would take the subscriptions back and forth. */
 	ENTRY("ErrorNewEventStreamConnectionOpened", NONE, KEEP_SUBSCRIPTION),
 	ENTRY("ErrorNoFreeBusyAccess", MAILBOX_PERMANENT, 0),
-	ENTRY("ErrorNonExistentMailbox", MAILBOX_PERMANENT, 0),
+	/* Also what a mailbox that moved to Exchange Online answers on premises: Autodiscover
+	 * then says where it is (RedirectAddress). */
+	ENTRY("ErrorNonExistentMailbox", MAILBOX_PERMANENT, REDISCOVER),
 	/* We sent an alias: re-send with the primary address the response names (or that a new
 	 * Autodiscover gives), never the same request. */
 	ENTRY("ErrorNonPrimarySmtpAddress", CLIENT_BUG, REDISCOVER),

@@ -45,7 +45,7 @@ static const struct expect expected[] = {
 	{"ErrorImpersonationDenied", ACCOUNT_PERM, 0},
 	{"ErrorImpersonationFailed", TRANSIENT, 0},
 	{"ErrorInvalidExchangeImpersonationHeaderData", CLIENT_BUG, 0},
-	{"ErrorNonExistentMailbox", MAILBOX_PERM, 0},
+	{"ErrorNonExistentMailbox", MAILBOX_PERM, EWS_ERRF_REDISCOVER},
 	{"ErrorNonPrimarySmtpAddress", CLIENT_BUG, EWS_ERRF_REDISCOVER},
 	{"ErrorAccessDenied", MAILBOX_PERM, 0},
 	{"ErrorInvalidServerVersion", CLIENT_BUG, EWS_ERRF_FIX_VERSION},

@@ -57,7 +57,7 @@ TEST(create_body)
 	CHECK_STREQ(member(o, "changeType"), "created,updated,deleted");
 	CHECK_STREQ(member(o, "notificationUrl"), c.notification_url);
 	CHECK_STREQ(member(o, "lifecycleNotificationUrl"), c.lifecycle_url);
-	CHECK_STREQ(member(o, "resource"), "users/AdeleV%40contoso.com/events");
+	CHECK_STREQ(member(o, "resource"), "users/AdeleV@contoso.com/events");
 	/* 10,080 minutes: seven days later. */
 	CHECK_STREQ(member(o, "expirationDateTime"), "2026-12-14T10:00:00Z");
 	CHECK_STREQ(member(o, "clientState"), c.client_state);

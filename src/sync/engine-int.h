@@ -79,6 +79,7 @@ struct mb {
 	unsigned bk;                 /* e->bks[bk] serves it now */
 	int forced_bk;               /* the configuration's choice of backend, or -1: any */
 	bool discover_here; /* a discover answer sent it to bk: bk finds its home, not bks[0] */
+	bool rediscovered;  /* a "no such mailbox" was answered with a new discover (not a park) */
 	struct sync_backend_mb *bmb; /* the backend's part: its call, pages, group */
 
 	char *sub_id;

@@ -38,6 +38,14 @@ void mb_failed(struct mb *mb, enum action act, const struct sync_result *v)
 		mb->failures = 0;
 		break;
 	case SYNC_MAILBOX_PERMANENT:
+		if ((v->flags & SYNC_RF_REDISCOVER) && e->cfg->ews_url == NULL && !mb->rediscovered) {
+			/* It may have moved (to Exchange Online): find it again before parking it. */
+			log_info("%s: %s: %s; looking it up again", mb->smtp, act_names[act], v->msg);
+			mb->rediscovered = true;
+			mb->needs |= NEED_DISCOVER | NEED_SUBSCRIBE | NEED_READ;
+			mb->not_before_usec = now + backoff_usec(e, 1);
+			break;
+		}
 		mb_set_state(mb, STORE_MB_PARKED, v->msg);
 		mb->not_before_usec = now + eng_jitter(e, SYNC_PARKED_RETRY_USEC);
 		mb->needs |= NEED_SUBSCRIBE | NEED_READ;
@@ -175,6 +183,7 @@ static void finish_read(struct mb *mb, const struct sync_answer *a)
 	mb->safety_due_usec = now + eng_jitter(e, e->cfg->safety_refresh_usec) / 2 +
 	                      e->cfg->safety_refresh_usec / 2;
 	mb_update_presence(mb, a->occ, a->n_occ, "calendar-changed");
+	mb->rediscovered = false;
 	if (!(mb->needs & (NEED_SUBSCRIBE | NEED_DISCOVER)) && mb->sub_id)
 		mb_set_state(mb, STORE_MB_LIVE, NULL);
 }
