@@ -99,6 +99,7 @@ static enum MHD_Result enqueue(struct graph_listen *l, struct MHD_Connection *c,
 		l->stats.refused++;
 	} else {
 		q = xmalloc(sizeof(*q) + len + 1);
+		q->link = (struct list_node){0};
 		q->len = len;
 		memcpy(q->body, rq->body.data, len);
 		q->body[len] = '\0';
