@@ -158,3 +158,125 @@ def free_port():
     p = s.getsockname()[1]
     s.close()
     return p
+
+
+def counters(sim):
+    return sim.control("GET", "/counters", expect=200)[1]
+
+
+def notify_sim_and_calsync(sim_factory, calsync_factory, certs, mbs, *sim_args):
+    sim = graph_sim(sim_factory, *sim_args, cloud="1-4", tls=certs)
+    for m in mbs:
+        clear_calendar(sim, m)
+    notify = {"port": free_port(), "cert": certs["cert"], "key": certs["key"]}
+    cs = start(calsync_factory, sim, mbs, mode="stream",
+               extra='<tls ca_file="%s"/>' % xml_attr(certs["ca"]) + graph_xml(sim, mode="notify", notify=notify))
+    cs.wait_live()
+    return sim, cs
+
+
+def subscription_of(sim, smtp):
+    subs = sim.control("GET", "/graph/subscriptions?mailbox=%s" % smtp, expect=200)[1]
+    subs = subs.get("subscriptions", subs) if isinstance(subs, dict) else subs
+    return [s for s in subs if isinstance(s, dict)]
+
+
+def test_lifecycle_notifications(sim_factory, calsync_factory, certs):
+    mbs = [user(1), user(2)]
+    sim, cs = notify_sim_and_calsync(sim_factory, calsync_factory, certs, mbs)
+    m = mbs[0]
+    wait_for(lambda: subscription_of(sim, m), timeout=DEADLINE, what="a subscription of %s" % m)
+    first = subscription_of(sim, m)[0]["id"]
+
+    # missed: notifications were lost; a change made meanwhile is found by the re-read.
+    # Every notification of the change is dropped (a new event makes two: created, updated).
+    sim.control("POST", "/graph/faults", {"kind": "notify_drop", "mailbox": m, "count": None}, expect=201)
+    iid = busy_now(sim, m, "Dropped notification")
+    wait_for(lambda: counter_of(counters(sim), "graph_notifications", "dropped_fault") >= 2, timeout=10,
+             what="both notifications dropped")
+    assert cs.current(m)["state"] == "free"
+    sim.control("DELETE", "/graph/faults", expect=200)
+    sim.control("POST", "/graph/subscriptions/%s/lifecycle" % first, {"event": "missed"}, expect=200)
+    cs.wait_state(m, 10, state="busy", subject="Dropped notification")
+
+    # reauthorizationRequired: renewed at once (a PATCH), the same subscription keeps working.
+    renewed = counter_of(counters(sim), "graph_subscriptions", "renewed") + \
+        counter_of(counters(sim), "graph_subscriptions", "reauthorized")
+    sim.control("POST", "/graph/subscriptions/%s/lifecycle" % first, {"event": "reauthorizationRequired"},
+                expect=200)
+    wait_for(lambda: counter_of(counters(sim), "graph_subscriptions", "renewed")
+             + counter_of(counters(sim), "graph_subscriptions", "reauthorized") > renewed,
+             timeout=10, what="the subscription renewed")
+
+    # subscriptionRemoved: a new subscription, a re-read, and changes flow again.
+    sim.control("POST", "/graph/subscriptions/%s/lifecycle" % first, {"event": "subscriptionRemoved"},
+                expect=200)
+    wait_for(lambda: [s for s in subscription_of(sim, m) if s["id"] != first], timeout=DEADLINE,
+             what="a new subscription of %s" % m)
+    patch_item(sim, m, iid, subject="After removal")
+    cs.wait_state(m, 10, state="busy", subject="After removal")
+    cs.wait_mirrors_equal()
+    assert counters(sim).get("graph_notifications", {}).get("sent", 0) > 0
+    assert cs.stop() == 0
+
+
+def test_throttling_and_token_revocation(sim_factory, calsync_factory):
+    # Tokens live 60 sim seconds: calsync renews them before they run out, while it polls.
+    sim = graph_sim(sim_factory, "--token-lifetime", "60")
+    mbs = [user(1), user(2)]
+    for m in mbs:
+        clear_calendar(sim, m)
+    cs = start(calsync_factory, sim, mbs, extra=graph_xml(sim, interval="10s"))
+    cs.wait_live()
+    a, b = mbs
+    # A 429 storm on one mailbox: it waits its Retry-After; the other is not held up.
+    sim.control("POST", "/graph/faults", {"kind": "http_429", "count": 4, "retry_after": 2, "mailbox": a,
+                                          "code": "MailboxConcurrency"}, expect=201)
+    ia = busy_now(sim, a, "Throttled one")
+    ib = busy_now(sim, b, "Free flowing")
+    cs.wait_state(b, 15, state="busy", subject="Free flowing")
+    cs.wait_state(a, 30, state="busy", subject="Throttled one")
+    assert counter_of(counters(sim), "graph_429", "fault") >= 1
+    # Every token revoked: the next request gets 401, calsync takes a new token and goes on.
+    issued = counter_of(counters(sim), "graph_tokens_issued", "secret")
+    sim.control("POST", "/graph/tokens/revoke", expect=200)
+    patch_item(sim, a, ia, subject="After revocation")
+    cs.wait_state(a, 15, state="busy", subject="After revocation")
+    assert counter_of(counters(sim), "graph_tokens_issued", "secret") > issued
+    # The token expires on the simulator's clock: a new one is had before, nothing is lost.
+    issued = counter_of(counters(sim), "graph_tokens_issued", "secret")
+    sim.control("POST", "/clock", {"shift": 120}, expect=200)
+    delete_item(sim, b, ib)
+    cs.wait_state(b, 15, state="free")
+    assert counter_of(counters(sim), "graph_tokens_issued", "secret") > issued
+    cs.wait_mirrors_equal()
+    assert cs.stop() == 0
+
+
+def test_certificate_credential(sim_factory, calsync_factory, tmp_path):
+    import subprocess
+    key, crt = str(tmp_path / "g.key"), str(tmp_path / "g.crt")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=calsync test app", "-keyout", key, "-out", crt],
+                   check=True, capture_output=True)
+    sim = graph_sim(sim_factory, "--graph-client-cert", crt, cloud="1")
+    m = user(1)
+    clear_calendar(sim, m)
+    busy_now(sim, m, "Signed in with a certificate")
+    info = sim.info
+    g = ('<graph tenant="%s" client_id="%s"><certificate cert="%s" key="%s"/>'
+         '<endpoints authority="%s" graph="%s"/><delta interval="10s"/></graph>'
+         % (info["tenant_id"], info["client_id"], xml_attr(crt), xml_attr(key), xml_attr(info["login"]),
+            xml_attr(info["graph"])))
+    cs = start(calsync_factory, sim, [m], extra=g)
+    cs.wait_live()
+    cs.wait_state(m, DEADLINE, state="busy", subject="Signed in with a certificate")
+    c = counters(sim)
+    assert counter_of(c, "graph_tokens_issued", "certificate") >= 1
+    assert counter_of(c, "graph_tokens_issued", "secret") == 0
+    assert cs.stop() == 0
+
+
+def counter_of(c, name, label):
+    v = c.get(name, {})
+    return v.get(label, 0) if isinstance(v, dict) else 0
