@@ -38,9 +38,11 @@ void mb_failed(struct mb *mb, enum action act, const struct sync_result *v)
 		mb->failures = 0;
 		break;
 	case SYNC_MAILBOX_PERMANENT:
-		if ((v->flags & SYNC_RF_REDISCOVER) && e->cfg->ews_url == NULL && !mb->rediscovered) {
+		if ((v->flags & SYNC_RF_REDISCOVER) && e->cfg->ews_url == NULL &&
+		    !mb->rediscovered) {
 			/* It may have moved (to Exchange Online): find it again before parking it. */
-			log_info("%s: %s: %s; looking it up again", mb->smtp, act_names[act], v->msg);
+			log_info("%s: %s: %s; looking it up again", mb->smtp, act_names[act],
+			         v->msg);
 			mb->rediscovered = true;
 			mb->needs |= NEED_DISCOVER | NEED_SUBSCRIBE | NEED_READ;
 			mb->not_before_usec = now + backoff_usec(e, 1);

@@ -193,6 +193,11 @@ static void on_http_done(void *ctx, struct http_call *call, const struct http_re
 		go(c);
 		return;
 	}
+	if (v.cls == GRAPH_ACCOUNT && v.status == 403) {
+		/* The token's roles are those consented when it was issued: after an admin grants
+		 * consent, only a new token carries them. */
+		oauth_invalidate(b->oauth, c->token);
+	}
 	if (v.cls == GRAPH_THROTTLED) {
 		b->st.throttled++;
 		sync_note_throttled(b->e);
@@ -221,8 +226,13 @@ void graph_result(const struct graph_verdict *v, struct sync_result *r)
 		r->back_off_ms = v->back_off_ms;
 		break;
 	case GRAPH_TOKEN:
-	case GRAPH_ACCOUNT:
 		r->verdict = SYNC_ACCOUNT_PERMANENT;
+		break;
+	case GRAPH_ACCOUNT:
+		/* Graph said 403 for this mailbox (the app lacks Calendars.Read, or an access
+		 * policy leaves the mailbox out): park it with the fix; no token at all is the
+		 * app's problem, retried slowly. */
+		r->verdict = v->status == 403 ? SYNC_MAILBOX_PERMANENT : SYNC_ACCOUNT_PERMANENT;
 		break;
 	case GRAPH_MAILBOX:
 		/* A mailbox that Graph does not serve (back on premises) is found again at

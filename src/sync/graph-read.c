@@ -25,6 +25,7 @@
 #include "graph/graph-batch.h"
 #include "graph/graph-event.h"
 #include "graph/graph-url.h"
+#include "http/oauth.h"
 #include "store/store.h"
 
 _Static_assert(GRAPH_MAX_OCCURRENCES == STORE_MAX_OCCURRENCES,
@@ -71,8 +72,8 @@ static void discover_free(struct gdiscover *d)
 	free(d);
 }
 
-/* Mailbox i's home from its answer in the batch. */
-static void home_from(struct gdiscover *d, size_t i, const struct graph_batch_resp *rs)
+/* Mailbox i's home from its answer in the batch; true when Graph refused the app (403). */
+static bool home_from(struct gdiscover *d, size_t i, const struct graph_batch_resp *rs)
 {
 	struct sync_home *h = &d->homes[i];
 	struct graph_verdict v;
@@ -93,7 +94,15 @@ static void home_from(struct gdiscover *d, size_t i, const struct graph_batch_re
 		u.id = NULL;
 		h->url = d->ids[i];
 		graph_user_clear(&u);
-		return;
+		return false;
+	}
+	if (v.cls == GRAPH_ACCOUNT && v.status == 403) {
+		/* The lookup needs User.Read.All, which calsync does not require: without it the
+		 * address itself is the user's key (its userPrincipalName), and the first read says
+		 * whether Calendars.Read is granted. */
+		d->ids[i] = xstrdup(d->mbs[i]->smtp);
+		h->url = d->ids[i];
+		return true;
 	}
 	if (v.cls == GRAPH_OK) {
 		v.cls = GRAPH_TRANSIENT;
@@ -103,6 +112,7 @@ static void home_from(struct gdiscover *d, size_t i, const struct graph_batch_re
 	if (v.cls == GRAPH_MAILBOX && (v.flags & GRAPH_VF_GONE))
 		(void)snprintf(h->res.msg, sizeof(h->res.msg),
 		               "%s: not a user of the tenant (%.300s)", d->mbs[i]->smtp, v.msg);
+	return false;
 }
 
 static void discover_ended(struct gdiscover *d)

@@ -3,6 +3,7 @@ Online through Microsoft Graph, side by side in one daemon, against ews-sim with
 simulator (docs/graph-sim.md). Asserts on presence, on the mirrors (the store against the
 simulator's calendar) and on the simulator's counters."""
 
+import signal
 import socket
 import time
 
@@ -280,3 +281,25 @@ def test_certificate_credential(sim_factory, calsync_factory, tmp_path):
 def counter_of(c, name, label):
     v = c.get(name, {})
     return v.get(label, 0) if isinstance(v, dict) else 0
+
+
+def test_access_denied_parks_with_the_fix_and_recovers(sim_factory, calsync_factory):
+    sim = graph_sim(sim_factory, cloud="1")
+    m = user(1)
+    clear_calendar(sim, m)
+    # The app registration without Calendars.Read: every Graph read is refused with 403 (and
+    # without User.Read.All, which calsync does not need, the user lookup too).
+    sim.control("POST", "/graph/app", {"roles": []}, expect=200)
+    cs = start(calsync_factory, sim, [m], extra=graph_xml(sim, interval="10s"))
+    wait_for(lambda: cs.mailbox_rows().get(m, {}).get("state") == "parked", timeout=DEADLINE,
+             what="%s parked" % m)
+    reason = cs.mailbox_rows()[m]["parked_reason"]
+    assert "Calendars.Read" in reason, reason
+    # Consent granted (Calendars.Read only): a reload retries parked mailboxes at once, with a
+    # new token that carries the role.
+    sim.control("POST", "/graph/app", {"roles": ["Calendars.Read"]}, expect=200)
+    busy_now(sim, m, "Consented")
+    cs.signal(signal.SIGHUP)
+    cs.wait_live(timeout=DEADLINE)
+    cs.wait_state(m, DEADLINE, state="busy", subject="Consented")
+    assert cs.stop() == 0
