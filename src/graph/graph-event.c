@@ -6,11 +6,13 @@
  * Duplicates are found by sorting the ids, so a page costs O(n log n).
  */
 #include "graph/graph-event.h"
+#include "graph/graph-zone.h"
 
 #include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/err.h"
 #include "base/iso8601.h"
@@ -35,6 +37,7 @@
 #define P_SENSITIVITY  "sensitivity"
 #define P_SHOW_AS      "showAs"
 #define P_TYPE         "type"
+#define P_ORIG_ZONE    "originalStartTimeZone"
 #define P_DATE_TIME    "dateTime"     /* dateTimeTimeZone */
 #define P_TIME_ZONE    "timeZone"     /* dateTimeTimeZone */
 #define P_DISPLAY_NAME "displayName"  /* location */
@@ -64,6 +67,7 @@ static const struct graph_schema_prop schema[] = {
 	{"event", P_SENSITIVITY, "graph.sensitivity"},
 	{"event", P_SHOW_AS, "graph.freeBusyStatus"},
 	{"event", P_TYPE, "graph.eventType"},
+	{"event", P_ORIG_ZONE, "Edm.String"},
 	{"dateTimeTimeZone", P_DATE_TIME, "Edm.String"},
 	{"dateTimeTimeZone", P_TIME_ZONE, "Edm.String"},
 	{"location", P_DISPLAY_NAME, "Edm.String"},
@@ -272,6 +276,41 @@ static int read_strings(const json_t *ev, const char *where, struct strings *s, 
 	return rc;
 }
 
+/* An all-day event's midnights, which Graph writes as "UTC" whatever the zone (graph-zone.h),
+ * as the instants of the midnights in the zone it was made in, as EWS gives them. A zone that
+ * is UTC, absent or unknown keeps them as they are. */
+static void local_midnights(const json_t *ev, int64_t *start, int64_t *end)
+{
+	const json_t *z = json_object_get(ev, P_ORIG_ZONE);
+	const char *zone = json_is_string(z) ? json_string_value(z) : NULL;
+	int64_t s, e;
+
+	if (zone == NULL || is_utc_zone(zone))
+		return;
+	if (graph_zone_wall_to_utc(zone, *start, &s) == 0 &&
+	    graph_zone_wall_to_utc(zone, *end, &e) == 0 && s <= e) {
+		*start = s;
+		*end = e;
+	}
+}
+
+/* The class id that starts an Outlook GlobalObjectId in hex, the form Exchange's iCalUId has. */
+#define GOID_PREFIX "040000008200E00074C5B7101A82E008"
+#define GOID_DATE   32u /* hex offset of the instance date (YYYY MM DD, 4 bytes) */
+
+/* Graph's iCalUId is the occurrence's GlobalObjectId, with its instance date; EWS's UID (and
+ * cal_occurrence.uid, shared by a series) is the CleanGlobalObjectId, the same with the date
+ * zeroed. Any other form is kept as it is. */
+static char *series_uid(const char *uid)
+{
+	char *u = copy(uid, false);
+
+	if (u != NULL && strlen(u) >= GOID_DATE + 8 &&
+	    strncasecmp(u, GOID_PREFIX, strlen(GOID_PREFIX)) == 0)
+		memset(u + GOID_DATE, '0', 8);
+	return u;
+}
+
 /* An event that is not a removal into *e. */
 static int read_upsert(const json_t *ev, const char *id, const char *where, struct entry *e,
                        struct err *err)
@@ -305,10 +344,12 @@ static int read_upsert(const json_t *ev, const char *id, const char *where, stru
 	}
 	e->occ.item_id = xstrdup(id);
 	e->occ.change_key = copy(s.change_key, false);
-	e->occ.uid = copy(s.uid, false);
+	e->occ.uid = series_uid(s.uid);
 	e->occ.subject = copy(s.subject, false);
 	e->occ.location = copy(s.location, true);
 	e->occ.organizer = copy(s.organizer, true);
+	if (all_day)
+		local_midnights(ev, &start, &end);
 	e->occ.start_utc = start;
 	e->occ.end_utc = end;
 	e->occ.all_day = all_day;

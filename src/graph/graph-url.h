@@ -46,7 +46,7 @@ struct err;
  */
 #define GRAPH_EVENT_SELECT                                                               \
 	"id,changeKey,iCalUId,subject,location,organizer,categories,start,end,isAllDay," \
-	"isCancelled,sensitivity,showAs,type"
+	"isCancelled,sensitivity,showAs,type,originalStartTimeZone"
 /* What the user lookup asks for (microsoft.graph.user). */
 #define GRAPH_USER_SELECT "id,mail,userPrincipalName"
 

@@ -244,7 +244,7 @@ TEST(select_lists)
 	size_t n;
 	const struct graph_schema_prop *t = graph_event_schema(&n);
 
-	CHECK_EQ(each_selected(GRAPH_EVENT_SELECT, selected_on_event, NULL), 14);
+	CHECK_EQ(each_selected(GRAPH_EVENT_SELECT, selected_on_event, NULL), 15);
 	CHECK_EQ(each_selected(GRAPH_USER_SELECT, selected_on_user, NULL), 3);
 	/* Every property the reader reads on the event is asked for. */
 	for (size_t i = 0; i < n; i++) {

@@ -316,6 +316,89 @@ TEST(time_zones)
 	CHECK(strstr(err.msg, "dateTime") != NULL);
 }
 
+/* Graph writes all-day events as "UTC" midnights whatever their zone; calsync gives the
+ * instants of the midnights in originalStartTimeZone, as EWS does. */
+TEST(all_day_in_its_zone)
+{
+	static const struct {
+		const char *zone;
+		const char *day, *next;  /* the midnights Graph writes */
+		const char *start, *end; /* what calsync keeps */
+	} cases[] = {
+		{"Eastern Standard Time", "2026-12-21", "2026-12-23", "2026-12-21T05:00:00Z",
+	         "2026-12-23T05:00:00Z"},
+		{"W. Europe Standard Time", "2026-07-01", "2026-07-02", "2026-06-30T22:00:00Z",
+	         "2026-07-01T22:00:00Z"},
+		{"Europe/Berlin", "2026-01-10", "2026-01-11", "2026-01-09T23:00:00Z",
+	         "2026-01-10T23:00:00Z"},
+		/* Over a change of offset: the day is 23 hours long. */
+		{"W. Europe Standard Time", "2026-03-29", "2026-03-30", "2026-03-28T23:00:00Z",
+	         "2026-03-29T22:00:00Z"},
+		{"Tokyo Standard Time", "2026-05-05", "2026-05-06", "2026-05-04T15:00:00Z",
+	         "2026-05-05T15:00:00Z"},
+		/* UTC, and a zone nobody knows: the midnights as written. */
+		{"UTC", "2026-12-24", "2026-12-25", "2026-12-24T00:00:00Z", "2026-12-25T00:00:00Z"},
+		{"Mars Standard Time", "2026-12-24", "2026-12-25", "2026-12-24T00:00:00Z",
+	         "2026-12-25T00:00:00Z"},
+	};
+	struct graph_page p;
+	struct err err;
+	char ev[768];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(ev, sizeof(ev),
+		         "\"id\":\"d\",\"isAllDay\":true,\"originalStartTimeZone\":\"%s\","
+		         "\"start\":{\"dateTime\":\"%sT00:00:00.0000000\",\"timeZone\":\"UTC\"},"
+		         "\"end\":{\"dateTime\":\"%sT00:00:00.0000000\",\"timeZone\":\"UTC\"}",
+		         cases[i].zone, cases[i].day, cases[i].next);
+		CHECK_EQ(read_one(ev, GRAPH_PAGE_VIEW, &p, &err), 0);
+		CHECK_EQ(p.n_occ, 1);
+		if (p.n_occ == 1) {
+			if (p.occ[0].start_utc != utc(cases[i].start) ||
+			    p.occ[0].end_utc != utc(cases[i].end))
+				harness_fail(__FILE__, __LINE__, "%s %s: %lld..%lld", cases[i].zone,
+				             cases[i].day, (long long)p.occ[0].start_utc,
+				             (long long)p.occ[0].end_utc);
+			CHECK(p.occ[0].all_day);
+		}
+		graph_page_clear(&p);
+	}
+	/* An event that is not all-day is never moved by its original zone. */
+	CHECK_EQ(read_one("\"id\":\"t\",\"originalStartTimeZone\":\"Tokyo Standard Time\","
+	                  "\"start\":{\"dateTime\":\"2026-12-07T09:00:00\",\"timeZone\":\"UTC\"},"
+	                  "\"end\":{\"dateTime\":\"2026-12-07T10:00:00\",\"timeZone\":\"UTC\"}",
+	                  GRAPH_PAGE_VIEW, &p, &err),
+	         0);
+	CHECK_EQ(p.n_occ == 1 ? p.occ[0].start_utc : 0, utc("2026-12-07T09:00:00Z"));
+	graph_page_clear(&p);
+}
+
+/* An occurrence's iCalUId carries its date; the series' UID (EWS's) has it zeroed. */
+TEST(series_uid_of_an_occurrence)
+{
+	struct graph_page p;
+	struct err err;
+
+	CHECK_EQ(read_one("\"id\":\"o\",\"type\":\"occurrence\",\"iCalUId\":\"040000008200E00074C5"
+	                  "B7101A82E00807EA0C0B00000000000000000000000000000000100000008E31F362\","
+	                  "\"start\":{\"dateTime\":\"2026-12-07T09:00:00\",\"timeZone\":\"UTC\"},"
+	                  "\"end\":{\"dateTime\":\"2026-12-07T10:00:00\",\"timeZone\":\"UTC\"}",
+	                  GRAPH_PAGE_VIEW, &p, &err),
+	         0);
+	CHECK_STREQ(p.n_occ == 1 ? p.occ[0].uid : "",
+	            "040000008200E00074C5B7101A82E0080000000000000000000000000000"
+	            "000000000000100000008E31F362");
+	graph_page_clear(&p);
+	/* Not a GlobalObjectId (an event made elsewhere): kept. */
+	CHECK_EQ(read_one("\"id\":\"o\",\"iCalUId\":\"abc@example.org\","
+	                  "\"start\":{\"dateTime\":\"2026-12-07T09:00:00\",\"timeZone\":\"UTC\"},"
+	                  "\"end\":{\"dateTime\":\"2026-12-07T10:00:00\",\"timeZone\":\"UTC\"}",
+	                  GRAPH_PAGE_VIEW, &p, &err),
+	         0);
+	CHECK_STREQ(p.n_occ == 1 ? p.occ[0].uid : "", "abc@example.org");
+	graph_page_clear(&p);
+}
+
 TEST(wrong_types)
 {
 	static const struct {
@@ -720,6 +803,8 @@ int main(void)
 	RUN(delta_round_and_next_round);
 	RUN(truncations);
 	RUN(time_zones);
+	RUN(all_day_in_its_zone);
+	RUN(series_uid_of_an_occurrence);
 	RUN(wrong_types);
 	RUN(documents_that_are_no_page);
 	RUN(links_must_stay);

@@ -136,20 +136,21 @@ TEST(calendar_view)
 	struct err err = {0};
 	char *p = NULL;
 
-	check_path(graph_url_calendar_view("AdeleV@contoso.com", utc("2026-12-07T00:00:00Z"),
-	                                   utc("2026-12-21T00:00:00Z"), 250, &p, &err),
-	           &p,
-	           "/users/AdeleV@contoso.com/calendarView"
-	           "?startDateTime=2026-12-07T00%3A00%3A00Z&endDateTime=2026-12-21T00%3A00%3A00Z"
-	           "&$select=id%2CchangeKey%2CiCalUId%2Csubject%2Clocation%2Corganizer%2Ccategories"
-	           "%2Cstart%2Cend%2CisAllDay%2CisCancelled%2Csensitivity%2CshowAs%2Ctype"
-	           "&$top=250",
-	           &err);
+	check_path(
+		graph_url_calendar_view("AdeleV@contoso.com", utc("2026-12-07T00:00:00Z"),
+	                                utc("2026-12-21T00:00:00Z"), 250, &p, &err),
+		&p,
+		"/users/AdeleV@contoso.com/calendarView"
+		"?startDateTime=2026-12-07T00%3A00%3A00Z&endDateTime=2026-12-21T00%3A00%3A00Z"
+		"&$select=id%2CchangeKey%2CiCalUId%2Csubject%2Clocation%2Corganizer%2Ccategories"
+		"%2Cstart%2Cend%2CisAllDay%2CisCancelled%2Csensitivity%2CshowAs%2Ctype%2CoriginalStartTimeZone"
+		"&$top=250",
+		&err);
 	check_path(graph_url_calendar_view("u", 0, 1, 1, &p, &err), &p,
 	           "/users/u/calendarView?startDateTime=1970-01-01T00%3A00%3A00Z&endDateTime="
 	           "1970-01-01T00%3A00%3A01Z&$select=id%2CchangeKey%2CiCalUId%2Csubject%2Clocation"
 	           "%2Corganizer%2Ccategories%2Cstart%2Cend%2CisAllDay%2CisCancelled%2Csensitivity"
-	           "%2CshowAs%2Ctype&$top=1",
+	           "%2CshowAs%2Ctype%2CoriginalStartTimeZone&$top=1",
 	           &err);
 }
 

@@ -414,9 +414,15 @@ def expected_occurrences(sim, smtp, start, end):
     return out
 
 
+def ews_id(item_id):
+    """An item id in EWS's form: Graph writes the same ids base64url-encoded ('-' for '/', '_'
+    for '+'), EWS base64; the simulator's view lists them as EWS does."""
+    return item_id.replace("-", "/").replace("_", "+")
+
+
 def compare_mirror(sim, smtp, start, end, stored):
     want = expected_occurrences(sim, smtp, start, end)
-    have = {o["item_id"]: o for o in stored}
+    have = {ews_id(o["item_id"]): dict(o, item_id=ews_id(o["item_id"])) for o in stored}
     diffs = []
     for iid in sorted(set(want) - set(have)):
         diffs.append("%s: missing %s %r" % (smtp, iid[-12:], want[iid]["subject"]))
