@@ -11,8 +11,8 @@
 #include <stdbool.h>
 
 #include <openssl/evp.h>
-#include <openssl/provider.h>
 #include <openssl/hmac.h>
+#include <openssl/provider.h>
 
 #include "base/err.h"
 #include "base/xalloc.h"

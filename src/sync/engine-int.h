@@ -73,11 +73,11 @@ struct mb {
 	char *smtp;
 	char *key; /* smtp in lower case: the map's key */
 	UT_hash_handle hh;
-	enum store_mb_state state;   /* as stored */
-	char *ews_url;               /* its home as discovered; NULL: the configured one */
-	char *grouping;              /* the key its feed is grouped by (streaming) */
-	unsigned bk;                 /* e->bks[bk] serves it now */
-	int forced_bk;               /* the configuration's choice of backend, or -1: any */
+	enum store_mb_state state; /* as stored */
+	char *ews_url;             /* its home as discovered; NULL: the configured one */
+	char *grouping;            /* the key its feed is grouped by (streaming) */
+	unsigned bk;               /* e->bks[bk] serves it now */
+	int forced_bk;             /* the configuration's choice of backend, or -1: any */
 	bool discover_here; /* a discover answer sent it to bk: bk finds its home, not bks[0] */
 	bool rediscovered;  /* a "no such mailbox" was answered with a new discover (not a park) */
 	struct sync_backend_mb *bmb; /* the backend's part: its call, pages, group */
