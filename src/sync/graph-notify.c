@@ -71,7 +71,7 @@ static void on_created(struct gcall *c, const struct http_response *r,
 	graph_result(v, &res);
 	if (v->cls == GRAPH_OK && graph_sub_read(r->body, r->body_len, &s, &err) < 0) {
 		res.verdict = SYNC_TRANSIENT;
-		(void)snprintf(res.msg, sizeof(res.msg), "subscription answer: %s", err.msg);
+		(void)snprintf(res.msg, sizeof(res.msg), "subscription answer: %.400s", err.msg);
 	}
 	gcall_free(c);
 	if (res.verdict == SYNC_OK) {

@@ -106,12 +106,12 @@ static bool home_from(struct gdiscover *d, size_t i, const struct graph_batch_re
 	}
 	if (v.cls == GRAPH_OK) {
 		v.cls = GRAPH_TRANSIENT;
-		(void)snprintf(v.msg, sizeof(v.msg), "user lookup: %s", err.msg);
+		(void)snprintf(v.msg, sizeof(v.msg), "user lookup: %.400s", err.msg);
 	}
 	graph_result(&v, &h->res);
 	if (v.cls == GRAPH_MAILBOX && (v.flags & GRAPH_VF_GONE))
 		(void)snprintf(h->res.msg, sizeof(h->res.msg),
-		               "%s: not a user of the tenant (%.300s)", d->mbs[i]->smtp, v.msg);
+		               "%.160s: not a user of the tenant (%.300s)", d->mbs[i]->smtp, v.msg);
 	return false;
 }
 
@@ -129,7 +129,7 @@ static void on_batch(struct gcall *c, const struct http_response *r, const struc
 {
 	struct gdiscover *d = c->ctx;
 	size_t first = 0, n = 0;
-	char idbuf[GRAPH_BATCH_MAX][8];
+	char idbuf[GRAPH_BATCH_MAX][24];
 	const char *ids[GRAPH_BATCH_MAX];
 	struct graph_batch_answer ans = {0};
 	struct err err = {0};
@@ -155,7 +155,7 @@ static void on_batch(struct gcall *c, const struct http_response *r, const struc
 		graph_result(v, &res);
 		if (v->cls == GRAPH_OK) {
 			res.verdict = SYNC_TRANSIENT;
-			(void)snprintf(res.msg, sizeof(res.msg), "$batch: %s", err.msg);
+			(void)snprintf(res.msg, sizeof(res.msg), "$batch: %.400s", err.msg);
 		}
 		for (size_t i = 0; i < n; i++)
 			d->homes[first + i].res = res;
@@ -168,7 +168,7 @@ static void on_batch(struct gcall *c, const struct http_response *r, const struc
 static int batch_body(struct gdiscover *d, size_t first, size_t n, char **out, struct err *err)
 {
 	struct graph_batch_req reqs[GRAPH_BATCH_MAX];
-	char idbuf[GRAPH_BATCH_MAX][8];
+	char idbuf[GRAPH_BATCH_MAX][24];
 	char *paths[GRAPH_BATCH_MAX] = {0};
 	int rc = 0;
 
@@ -280,7 +280,7 @@ static void round_failed(struct mb *mb, const struct graph_verdict *v, const cha
 	graph_result(v, &r);
 	if (why != NULL) {
 		r.verdict = SYNC_TRANSIENT;
-		(void)snprintf(r.msg, sizeof(r.msg), "calendarView delta: %s", why);
+		(void)snprintf(r.msg, sizeof(r.msg), "calendarView delta: %.400s", why);
 	}
 	/* A first round half done, or a token Graph no longer knows: start from nothing. */
 	if (bm->round_first || v->cls == GRAPH_GAP)
