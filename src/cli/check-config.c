@@ -5,6 +5,7 @@
  */
 #include "cli/check-int.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -39,11 +40,36 @@ char *check_domain_dn(const struct check *c)
 	return buf_take(&b);
 }
 
+/* "; Microsoft Graph: tenant ..., app ..., a client secret, delta every 60 s, 2 mailboxes
+ * pinned to graph", or "" without <graph>. Owned. */
+static char *graph_summary(const struct cfg *cfg)
+{
+	const struct cfg_graph *g = cfg->graph;
+	size_t pinned = 0;
+	char follow[CFG_MAX_STRING + 64];
+
+	if (g == NULL)
+		return xstrdup("");
+	for (size_t i = 0; i < cfg->n_mailboxes; i++)
+		pinned += cfg->mailbox_backends[i] == CFG_BACKEND_GRAPH;
+	if (g->mode == CFG_GRAPH_NOTIFY)
+		(void)snprintf(follow, sizeof(follow), "notifications to %s", g->notify_url);
+	else
+		(void)snprintf(follow, sizeof(follow), "delta every %" PRId64 " s",
+		               g->delta_interval_usec / USEC_PER_SEC);
+	return check_strf("; Microsoft Graph: tenant %s, app %s, %s, %s, %zu mailbox%s pinned to "
+	                  "graph",
+	                  g->tenant, g->client_id,
+	                  g->client_secret != NULL ? "a client secret" : "a certificate", follow,
+	                  pinned, pinned == 1 ? "" : "es");
+}
+
 void check_step_config(struct check *c, const struct cfg_warnings *w, bool given)
 {
 	const struct cfg *cfg = c->cfg;
 	struct buf b;
 	char *warns;
+	char *graph;
 	char sample[96] = "";
 
 	buf_init(&b, SIZE_MAX / 4);
@@ -60,12 +86,14 @@ void check_step_config(struct check *c, const struct cfg_warnings *w, bool given
 	warns = buf_take(&b);
 	if (given)
 		(void)snprintf(sample, sizeof(sample), " (checking the %zu given with --mailbox)",
-		               c->n_mbx);
-	else if (cfg->n_mailboxes > c->n_mbx && c->n_mbx > 0)
+		               c->n_mbx + c->n_gpinned);
+	else if (cfg->n_mailboxes > c->n_mbx + c->n_gpinned && c->n_mbx + c->n_gpinned > 0)
 		(void)snprintf(sample, sizeof(sample),
-		               " (checking the first %zu; --mailbox to choose)", c->n_mbx);
+		               " (checking the first %zu; --mailbox to choose)",
+		               c->n_mbx + c->n_gpinned);
+	graph = graph_summary(cfg);
 	check_step_add(c, "config", NULL, w->n > 0 || w->dropped > 0 ? ST_WARN : ST_OK, NULL,
-	               "%s: %s, %s %s, %s%s%s, RequestServerVersion %s, %zu mailbox%s%s%s%s",
+	               "%s: %s, %s %s, %s%s%s, RequestServerVersion %s, %zu mailbox%s%s%s%s%s",
 	               c->cfg_path, cfg_notify_name(cfg->notify),
 	               cfg->ews_url != NULL ? "EWS" : "Autodiscover",
 	               cfg->ews_url != NULL            ? cfg->ews_url
@@ -74,6 +102,7 @@ void check_step_config(struct check *c, const struct cfg_warnings *w, bool given
 	               cfg->auth == EWS_AUTH_NONE ? "no <account>" : ews_auth_name(cfg->auth),
 	               cfg->user != NULL ? " as " : "", cfg->user != NULL ? cfg->user : "",
 	               c->version, cfg->n_mailboxes, cfg->n_mailboxes == 1 ? "" : "es", sample,
-	               warns[0] != '\0' ? "; warnings: " : "", warns);
+	               graph, warns[0] != '\0' ? "; warnings: " : "", warns);
+	free(graph);
 	free(warns);
 }

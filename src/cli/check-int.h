@@ -14,6 +14,10 @@
  *   check-throttle.c  throttling answers seen during the run, and the throttling step
  *   check-call.c      one EWS call on the daemon's transport and reader, and its verdict
  *   check-probe.c     the libcurl probes the transport cannot make (offers, certificate)
+ *   check-graph.c     Microsoft Graph: the sample, the token, each mailbox's user and calendar
+ *   check-graph-call.c  one Graph call on the daemon's HTTP client, its verdict, throttling
+ *   check-graph-fix.c   what Entra ID's and Graph's refusals mean, and their fixes
+ *   check-graph-notify.c  the notification endpoint: listener, URL, Graph's own validation
  */
 #pragma once
 
@@ -33,6 +37,8 @@
 #include "ews/ews-response.h"
 #include "ews/ews-transport.h"
 #include "ews/ews-verdict.h"
+#include "graph/graph-error.h"
+#include "http/http-client.h"
 
 struct cfg;
 struct cfg_warnings;
@@ -90,6 +96,60 @@ struct mbx {
 	const char *smtp; /* borrowed from argv or the cfg */
 	char *url;        /* its EWS URL, NULL until known */
 	char *ad_error;   /* Autodiscover's answer when it gave no URL */
+	/* Autodiscover's RedirectAddress to an Exchange Online routing domain: the mailbox moved
+	 * to the cloud, and Microsoft Graph serves it. NULL otherwise. */
+	char *cloud;
+	bool pinned; /* <mailbox backend="ews">: EWS serves it, whatever Graph says */
+};
+
+/* Why a mailbox is checked on Microsoft Graph. */
+enum gwhy {
+	GWHY_PINNED, /* <mailbox backend="graph">: Graph must serve it */
+	GWHY_CLOUD,  /* Autodiscover said it moved to Exchange Online */
+	GWHY_PROBE,  /* where it lives is unknown (<ews url>, or no Autodiscover answer) */
+};
+
+/* One mailbox of the Graph sample. */
+struct gmbx {
+	const char *smtp; /* borrowed */
+	enum gwhy why;
+	const char *cloud;     /* borrowed from its struct mbx; NULL unless GWHY_CLOUD */
+	const struct mbx *ews; /* its EWS sample entry; NULL for a pinned one */
+	char *id;              /* the user's directory object id, once looked up */
+	bool served;           /* Graph read its calendar */
+};
+
+/* Graph's throttling answers seen (429, and a 5xx with Retry-After). */
+struct gthrottle {
+	unsigned n429;
+	unsigned n5xx;
+	int64_t max_retry_after_ms; /* -1: none named */
+	char first[160];
+};
+
+/* One Graph (or Entra ID) call's answer. */
+struct ganswer {
+	int rc;      /* the HTTP client's: 0 when an HTTP answer arrived */
+	long status; /* 0 when none */
+	char *body;  /* owned, NUL-terminated; never NULL after a call */
+	size_t body_len;
+	char content_type[96];
+	int64_t retry_after_ms;
+	int64_t elapsed_usec;
+	char why[300]; /* the transport's message when rc != 0 */
+	struct graph_verdict v;
+	char retried[160]; /* " (after ApplicationThrottled, retried 1000 ms later)" */
+};
+
+/* The Graph part of a run (check-graph*.c). */
+struct graph_check {
+	struct http_client *http;
+	char *base;  /* Graph's base URL, normalised (graph_url_base) */
+	char *token; /* the access token, NULL without one; wiped when freed */
+	struct gmbx *m;
+	size_t n;
+	unsigned answers; /* calls Graph answered with HTTP */
+	struct gthrottle thr;
 };
 
 /* Throttling answers seen during the run (EWS-REFERENCE 1.6, 1.7). */
@@ -128,6 +188,11 @@ struct check {
 	size_t n_mbx;
 	unsigned answers; /* EWS calls that got past authentication */
 	struct throttle thr;
+	/* Configured mailboxes pinned to Graph (<mailbox backend="graph">) among the sample, or
+	 * given with --mailbox; borrowed. The EWS sample (mbx) holds the others. */
+	const char **gpinned;
+	size_t n_gpinned;
+	struct graph_check *g; /* NULL without <graph> */
 };
 
 /* An endpoint's URL, as the probes and the DNS step need it. */
@@ -299,6 +364,54 @@ void check_answer_fail(struct answer *a, int rc, long http_status, const char *m
  * envelope, or its failure, in *a; *out_first_ms is how long the envelope took. */
 void check_stream_first(struct check *c, const struct mbx *m, const struct ews_call_opts *base,
                         struct answer *a, int64_t *out_first_ms);
+
+/* ---- check-graph*.c: Microsoft Graph ---- */
+
+/* The Graph steps (graph-token, graph-mailbox, the notification endpoint, graph-throttle), when
+ * the configuration has <graph>. After the EWS steps: Autodiscover tells which mailboxes are in
+ * Exchange Online. */
+void check_graph(struct check *c);
+/* Frees the Graph part (its HTTP client closes on the next loop run). NULL-safe on c->g. */
+void check_graph_clear(struct check *c);
+/* Whether addr is a mailbox's address in Exchange Online (a tenant's routing domain,
+ * alias@tenant.mail.onmicrosoft.com), as Autodiscover's RedirectAddress names it. */
+bool check_is_cloud_address(const char *addr);
+
+/* check-graph-call.c */
+void check_ganswer_clear(struct ganswer *a);
+/* One call to url on c->g->http (with the token when bearer), waited for on c's loop, its
+ * verdict read for req, and throttling noted; a throttled answer is retried once after its
+ * Retry-After. op and mailbox name it in the throttling report. */
+void check_graph_call(struct check *c, const char *op, const char *mailbox, enum graph_req req,
+                      enum http_method method, const char *url, const char *body,
+                      const char *prefer, struct ganswer *a);
+/* Runs c's loop until *done; false if it ran dry first (a bug). */
+bool check_graph_wait(struct check *c, const bool *done);
+/* A busy token endpoint (oauth.h's -EAGAIN) counts as throttling too. */
+void check_graph_note_token_busy(struct check *c, const char *msg);
+/* The graph-throttle step. */
+void check_graph_throttling(struct check *c);
+
+/* check-graph-fix.c */
+/* The fix for a failed token request (oauth.h's rc and message); the step's status. */
+enum status check_fix_graph_token(const struct check *c, struct fix *f, int rc, const char *msg);
+/* The fix for a Graph answer of class ACCOUNT: Calendars.Read (calendar) or User.Read.All (the
+ * user lookup) with admin consent, and how to scope the application to the synced mailboxes. */
+void check_fix_graph_permission(const struct check *c, struct fix *f, bool user_lookup);
+/* A mailbox Graph does not know (404) or does not serve although it should. */
+void check_fix_graph_mailbox(const struct check *c, struct fix *f, const struct gmbx *m,
+                             const struct graph_verdict *v);
+/* Cannot reach host (a Graph or Entra ID host) on the network. */
+void check_fix_graph_network(const struct check *c, struct fix *f, int rc, const char *url);
+/* The certificate credential's thumbprints: SHA-1 in hex (as the Entra admin center lists it)
+ * and x5t#S256 (base64url of the SHA-256, as the client assertion names it). false when the
+ * PEM cannot be read. */
+bool check_cert_thumbprints(const char *pem, char sha1[41], char s256[44]);
+
+/* check-graph-notify.c */
+/* graph-listen, graph-endpoint and graph-validate (<notifications> only). served is a mailbox
+ * whose calendar Graph read (to subscribe to), or NULL. */
+void check_graph_notify(struct check *c, const struct gmbx *served);
 
 /* ---- check-probe.c: libcurl probes ---- */
 

@@ -84,6 +84,9 @@ static size_t ad_users(struct check *c, const char *const *names, size_t n, size
 			(void)snprintf(first_url, 256, "%s", url);
 		if (self != NULL)
 			continue;
+		if (us != NULL && check_str_is(us->error_code, "RedirectAddress") &&
+		    us->redirect_target != NULL && check_is_cloud_address(us->redirect_target))
+			c->mbx[at + i].cloud = xstrdup(us->redirect_target);
 		if (url != NULL) {
 			c->mbx[at + i].url = xstrdup(url);
 			n_ok++;
@@ -103,6 +106,8 @@ bool check_autodiscover(struct check *c, const char *ad_url)
 	const char *names[CHECK_AUTODISCOVER_BATCH];
 	const char *self = NULL;
 	size_t n_ok = 0;
+	size_t n_cloud = 0;
+	char cloud[64] = "";
 	char first_url[256] = "";
 	struct err err = {0};
 
@@ -138,6 +143,17 @@ bool check_autodiscover(struct check *c, const char *ad_url)
 		n_ok += ad_users(c, names, n, at, self, &a, first_url);
 		check_answer_clear(&a);
 	}
+	for (size_t i = 0; i < c->n_mbx; i++)
+		n_cloud += c->mbx[i].cloud != NULL;
+	if (first_url[0] == '\0' && n_cloud == c->n_mbx && n_cloud > 0 && c->cfg->graph != NULL) {
+		struct fix f = {0};
+
+		check_fix_say(&f, "To check EWS too, name an on-premises mailbox with --mailbox.");
+		check_step_add(c, "autodiscover", NULL, ST_WARN, &f,
+		               "every sample mailbox is in Exchange Online (RedirectAddress): no "
+		               "EWS URL to check EWS with; Microsoft Graph serves them");
+		return false;
+	}
 	if (first_url[0] == '\0') {
 		struct fix f = {0};
 
@@ -153,13 +169,16 @@ bool check_autodiscover(struct check *c, const char *ad_url)
 		return false;
 	}
 	c->ews_url = xstrdup(first_url);
+	if (n_cloud > 0)
+		(void)snprintf(cloud, sizeof(cloud), "; %zu in Exchange Online (RedirectAddress)",
+		               n_cloud);
 	if (self != NULL)
 		check_step_add(c, "autodiscover", NULL, ST_OK, NULL,
 		               "EWS URL %s (for the service account)", first_url);
 	else
 		check_step_add(c, "autodiscover", NULL, ST_OK, NULL,
-		               "EWS URL %s for %zu of %zu mailbox%s", first_url, n_ok, c->n_mbx,
-		               c->n_mbx == 1 ? "" : "es");
+		               "EWS URL %s for %zu of %zu mailbox%s%s", first_url, n_ok, c->n_mbx,
+		               c->n_mbx == 1 ? "" : "es", cloud);
 	return true;
 }
 
@@ -329,6 +348,31 @@ static void check_subscription(struct check *c, const struct mbx *m)
 	free(cookie);
 }
 
+/* Autodiscover says m moved to Exchange Online: Graph's, if calsync has <graph>. */
+static void in_the_cloud(struct check *c, const struct mbx *m)
+{
+	struct fix f = {0};
+
+	if (c->cfg->graph != NULL) {
+		check_step_add(c, "impersonation", m->smtp, ST_SKIP, NULL,
+		               "not run: in Exchange Online (Autodiscover: RedirectAddress %s): "
+		               "Microsoft Graph serves it (graph-mailbox below)",
+		               m->cloud);
+		check_step_add(c, "subscription", m->smtp, ST_SKIP, NULL,
+		               "not run: served by Microsoft Graph");
+		return;
+	}
+	check_fix_say(&f, "calsync serves mailboxes in Exchange Online through Microsoft Graph: "
+	                  "register an application in Entra ID and configure <graph> "
+	                  "(docs/graph.md).");
+	check_step_add(c, "impersonation", m->smtp, ST_FAIL, &f,
+	               "in Exchange Online (Autodiscover: RedirectAddress %s), and the "
+	               "configuration has no <graph>: calsync cannot serve it",
+	               m->cloud);
+	check_step_add(c, "subscription", m->smtp, ST_SKIP, NULL,
+	               "not run: the calendar cannot be read");
+}
+
 void check_mailboxes(struct check *c)
 {
 	if (c->n_mbx == 0) {
@@ -346,6 +390,11 @@ void check_mailboxes(struct check *c)
 		bool ok = false;
 
 		check_progress(c, i, m->smtp);
+		if (m->url == NULL && m->cloud != NULL) {
+			in_the_cloud(c, m);
+			check_progress(c, i + 1, NULL);
+			continue;
+		}
 		if (m->url == NULL) {
 			struct fix f = {0};
 

@@ -6,8 +6,10 @@
  * methods they offer (check-net.c); Autodiscover (check-mailbox.c); whether the configured
  * authentication works and the server's version (check-auth.c); for each sample mailbox a
  * CalendarView read and a Subscribe/Unsubscribe round trip, impersonating it (check-mailbox.c);
- * and what throttling answers were seen (check-throttle.c). Every failure says what it means
- * and prints the Exchange Management Shell commands that fix it (check-fix.c, docs/check.md).
+ * and what throttling answers were seen (check-throttle.c); then, with <graph>, Microsoft Graph:
+ * the token, the mailboxes in Exchange Online and the notification endpoint (check-graph*.c).
+ * Every failure says what it means and prints the commands that fix it (check-fix.c,
+ * check-graph-fix.c, docs/check.md).
  * A person gets one line per step; --json gives tools one document (check-report.c).
  *
  * It is a command, not the daemon: it runs one call at a time on a private libuv loop with the
@@ -26,6 +28,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "base/xalloc.h"
@@ -48,17 +51,18 @@ static void usage(FILE *f)
 	        "\n"
 	        "Tests the configuration against the real Exchange server: DNS, TCP and TLS,\n"
 	        "authentication, the server version, impersonation and subscriptions of sample\n"
-	        "mailboxes, throttling. Prints the Exchange Management Shell commands that fix\n"
-	        "what fails.\n"
+	        "mailboxes, throttling; with <graph>, Microsoft Graph too: the token, each\n"
+	        "cloud mailbox's permissions, the notification endpoint. Prints the commands\n"
+	        "that fix what fails.\n"
 	        "\n"
 	        "  -c, --config FILE   the configuration (default %s)\n"
 	        "  -m, --mailbox SMTP  a mailbox to check (repeatable; default: the first %u\n"
-	        "                      configured ones)\n"
+	        "                      configured ones, and the first %u pinned to Graph)\n"
 	        "  --json              one JSON document instead of lines\n"
 	        "  -h, --help          this help\n"
 	        "\n"
 	        "Exit status: 0 nothing failed, 1 a check failed, 2 a configuration or usage error.\n",
-	        CFG_DEFAULT_PATH, CHECK_SAMPLE);
+	        CFG_DEFAULT_PATH, CHECK_SAMPLE, CHECK_SAMPLE);
 }
 
 static int usage_error(const char *what, const char *arg)
@@ -180,6 +184,49 @@ static void run_checks(struct check *c)
 	free(ad_url);
 }
 
+/* The pin of smtp in the configuration (CFG_BACKEND_AUTO for one it does not list). */
+static enum cfg_backend pin_of(const struct cfg *cfg, const char *smtp)
+{
+	for (size_t i = 0; i < cfg->n_mailboxes; i++)
+		if (strcasecmp(cfg->mailboxes[i], smtp) == 0)
+			return cfg->mailbox_backends[i];
+	return CFG_BACKEND_AUTO;
+}
+
+static void add_sample(struct check *c, const char *smtp, enum cfg_backend pin)
+{
+	if (pin == CFG_BACKEND_GRAPH) {
+		c->gpinned[c->n_gpinned++] = smtp;
+		return;
+	}
+	c->mbx[c->n_mbx].smtp = smtp;
+	c->mbx[c->n_mbx++].pinned = pin == CFG_BACKEND_EWS;
+}
+
+/* The sample: the mailboxes --mailbox names, else the first CHECK_SAMPLE configured ones that
+ * EWS may serve and the first CHECK_SAMPLE pinned to Graph. */
+static void pick_sample(struct check *c, const struct args *args)
+{
+	const struct cfg *cfg = c->cfg;
+	size_t max = args->n_mailboxes > 0 ? args->n_mailboxes : CHECK_SAMPLE;
+
+	c->mbx = xcalloc(max, sizeof(*c->mbx));
+	c->gpinned = xcalloc(max, sizeof(*c->gpinned));
+	if (args->n_mailboxes > 0) {
+		for (size_t i = 0; i < args->n_mailboxes; i++)
+			add_sample(c, args->mailboxes[i], pin_of(cfg, args->mailboxes[i]));
+		return;
+	}
+	for (size_t i = 0; i < cfg->n_mailboxes; i++) {
+		bool graph = cfg->mailbox_backends[i] == CFG_BACKEND_GRAPH;
+
+		if ((graph && c->n_gpinned < max) || (!graph && c->n_mbx < max))
+			add_sample(c, cfg->mailboxes[i], cfg->mailbox_backends[i]);
+		if (c->n_mbx == max && (c->n_gpinned == max || cfg->graph == NULL))
+			break;
+	}
+}
+
 /* The transport every EWS request of the check goes through, on c's private loop. */
 static int open_transport(struct check *c, const struct cfg *cfg, struct err *err)
 {
@@ -203,6 +250,7 @@ static int open_transport(struct check *c, const struct cfg *cfg, struct err *er
 
 static void check_clear(struct check *c)
 {
+	check_graph_clear(c);
 	ews_transport_free(c->t);
 	if (c->loop_ready) {
 		(void)uv_run(&c->loop, UV_RUN_DEFAULT);
@@ -212,8 +260,10 @@ static void check_clear(struct check *c)
 	for (size_t i = 0; i < c->n_mbx; i++) {
 		free(c->mbx[i].url);
 		free(c->mbx[i].ad_error);
+		free(c->mbx[i].cloud);
 	}
 	free(c->mbx);
+	free(c->gpinned);
 	free(c->account);
 	free(c->dc);
 	free(c->ews_url);
@@ -261,17 +311,20 @@ int check_main(int argc, char **argv)
 	}
 	c.cfg = cfg;
 	c.version = cfg->server_version != NULL ? cfg->server_version : EWS_DEFAULT_VERSION;
-	c.n_mbx = args.n_mailboxes > 0              ? args.n_mailboxes
-	          : cfg->n_mailboxes < CHECK_SAMPLE ? cfg->n_mailboxes
-	                                            : CHECK_SAMPLE;
-	c.mbx = xcalloc(c.n_mbx > 0 ? c.n_mbx : 1, sizeof(*c.mbx));
-	for (size_t i = 0; i < c.n_mbx; i++)
-		c.mbx[i].smtp = args.n_mailboxes > 0 ? args.mailboxes[i] : cfg->mailboxes[i];
+	pick_sample(&c, &args);
 	c.account = check_ps_quote(cfg->user != NULL ? cfg->user : "svc-calsync");
 	c.dc = check_domain_dn(&c);
 	check_step_config(&c, &warnings, args.n_mailboxes > 0);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK) {
-		run_checks(&c);
+		/* Every mailbox checked pinned to Graph: nothing here is EWS's to serve. */
+		if (c.n_mbx == 0 && c.n_gpinned > 0)
+			check_skip(&c, "ews",
+			           "every mailbox checked is pinned to Microsoft Graph "
+			           "(<mailbox backend=\"graph\">)");
+		else
+			run_checks(&c);
+		if (cfg->graph != NULL)
+			check_graph(&c);
 		curl_global_cleanup();
 	} else {
 		check_step_add(&c, "tcp", NULL, ST_FAIL, NULL, "libcurl failed to start");

@@ -5,17 +5,24 @@ expiring certificate), a method the server does not offer, Extended Protection (
 handled; a TLS-terminating relay with another certificate under Allow and under Require; a wrong
 password under Require), throttling, a closed port and a configuration error. Also the JSON
 document, Autodiscover, pull mode, progress, the exit statuses, and that no password ever
-reaches the output.
+reaches the output. With <graph>, against the Graph simulator: the token (secret, certificate,
+each refusal with its AADSTS fix), each cloud mailbox's permissions, pinned and probed
+mailboxes, throttling and the notification endpoint.
 
 The binary comes from the meson build directory in $CALSYNC_BUILD, or ./build at the top of
 the source tree (scripts/test points CALSYNC_BUILD at the ASan+UBSan build)."""
 
+import base64
+import hashlib
+import http.server
 import json
 import os
 import pty
 import socket
 import subprocess
 import sys
+import threading
+import urllib.parse
 
 import pytest
 
@@ -28,6 +35,8 @@ from tlsrelay import Relay  # noqa: E402
 TIMEOUT = 60  # seconds; generous for a sanitizer build on a loaded machine
 NTLM_USER = "CONTOSO\\svc"
 PW_ENV = "CALSYNC_CHECK_PW"
+GRAPH_SECRET_ENV = "CALSYNC_CHECK_GRAPH_SECRET"
+GRAPH_SECRET = "sim~GraphSecret.0123456789-abcdefghijkl"  # the Graph simulator's default secret
 MBX = ["user%05d@contoso.example" % i for i in range(1, 13)]
 STEPS = ["config", "dns", "tcp", "tls", "auth-methods", "authentication", "ews-version"]
 ROLE_ASSIGNMENT = ("New-ManagementRoleAssignment -Name \"calsync-impersonation\" -Role "
@@ -143,7 +152,9 @@ def write_config(tmp_path, *, url=None, autodiscover=None, mode="EwsStream", use
     account = ('<account %sauth="%s" %s/>' % ('user="%s" ' % xml_attr(user) if user else "", auth, secret)
                if auth else "")
     tls = '<tls ca_file="%s"/>' % xml_attr(ca_file) if ca_file else ""
-    mbx = "".join("<mailbox>%s</mailbox>" % m for m in mailboxes)
+    # A mailbox is an address, or (address, backend) for a pinned one.
+    mbx = "".join('<mailbox backend="%s">%s</mailbox>' % (m[1], m[0]) if isinstance(m, tuple)
+                  else "<mailbox>%s</mailbox>" % m for m in mailboxes)
     path = tmp_path / "calsync.xml"
     path.write_text("\n".join([
         '<?xml version="1.0" encoding="utf-8"?>',
@@ -154,19 +165,21 @@ def write_config(tmp_path, *, url=None, autodiscover=None, mode="EwsStream", use
     return str(path)
 
 
-def run(calsync, config, *args, password=PASSWORD, stderr=subprocess.PIPE):
+def run(calsync, config, *args, password=PASSWORD, stderr=subprocess.PIPE, graph_secret=GRAPH_SECRET):
     env = dict(os.environ)
     env.pop("http_proxy", None)
     env.pop("https_proxy", None)
     env[PW_ENV] = password
+    env[GRAPH_SECRET_ENV] = graph_secret
     return subprocess.run([calsync, "check", "-c", config, *args], stdout=subprocess.PIPE, stderr=stderr,
                           env=env, timeout=TIMEOUT)
 
 
-def check_json(calsync, config, *args, status=None, password=PASSWORD):
-    p = run(calsync, config, "--json", *args, password=password)
+def check_json(calsync, config, *args, status=None, password=PASSWORD, graph_secret=GRAPH_SECRET):
+    p = run(calsync, config, "--json", *args, password=password, graph_secret=graph_secret)
     out = p.stdout.decode()
     assert password not in out and password not in p.stderr.decode()
+    assert graph_secret not in out and graph_secret not in p.stderr.decode()
     doc = json.loads(out)
     assert doc["exit_status"] == p.returncode
     if status is not None:
@@ -719,3 +732,384 @@ def test_wrong_password_under_require(calsync, ep_sim, pki, tmp_path):
     assert "password" in s["fix"] and "locked out" in s["fix"]
     assert "SHA-1 thumbprint %s" % thumbprint(pki["good"][0]) in s["fix"]
     assert EP_SET_NONE in s["commands"]
+
+
+# -- Microsoft Graph ----------------------------------------------------------------------------
+# One ews-sim with its Graph simulator (docs/graph-sim.md): user00001 and user00002 live in
+# Exchange Online (Autodiscover answers RedirectAddress for them), the others on premises.
+
+CLOUD = MBX[:2]
+ONPREM = MBX[2]
+GRAPH_STEPS = ["graph-token", "graph-mailbox", "graph-throttle"]
+RBAC_ASSIGNMENT = ('New-ManagementRoleAssignment -App %s -Role "Application Calendars.Read" '
+                   '-CustomResourceScope calsync-users')
+
+
+@pytest.fixture(scope="module")
+def graph_sim(module_sims):
+    return module_sims("--mailboxes", "8", "--graph-listen", "127.0.0.1:0", "--cloud-mailboxes", "1-2",
+                       "--graph-notify-insecure")
+
+
+@pytest.fixture
+def gsim(graph_sim):
+    """The shared Graph simulator, with its faults and the app's roles back to normal after each test."""
+    yield graph_sim
+    graph_sim.control("DELETE", "/graph/faults", expect=200)
+    graph_sim.control("POST", "/graph/app", {"roles": ["Calendars.Read", "User.Read.All"]}, expect=200)
+
+
+def graph_xml(sim, cred=None, notify=""):
+    """<graph> for sim's tenant and app, with the secret from the environment unless cred says otherwise."""
+    info = sim.info
+    cred = cred or '<secret env="%s"/>' % GRAPH_SECRET_ENV
+    return ('<graph tenant="%s" client_id="%s">%s<endpoints authority="%s" graph="%s"/>%s</graph>'
+            % (info["tenant_id"], info["client_id"], cred, xml_attr(info["login"]), xml_attr(info["graph"]), notify))
+
+
+def graph_config(tmp_path, sim, mailboxes, *, ews_url=None, cred=None, notify="", ca_file=None, extra=""):
+    """Autodiscover (or <ews url>) against sim's EWS, and <graph>."""
+    return write_config(tmp_path, url=ews_url, autodiscover=None if ews_url else sim.info["autodiscover"],
+                        mailboxes=mailboxes, ca_file=ca_file, extra=graph_xml(sim, cred, notify) + extra)
+
+
+def graph_steps(doc):
+    return [s for s in doc["steps"] if s["name"].startswith("graph-")]
+
+
+def test_graph_all_good_with_a_secret(calsync, gsim, tmp_path):
+    config = graph_config(tmp_path, gsim, MBX[:3])
+    tokens = gsim.counters().get("graph_tokens_issued", {}).get("secret", 0)
+    doc = check_json(calsync, config, status=0)
+    assert doc["counts"]["fail"] == 0
+    names = [s["name"] for s in doc["steps"]]
+    # The Graph steps follow the EWS ones, one per Graph mailbox, in order.
+    assert names[names.index("throttling") + 1:] == ["graph-token", "graph-mailbox", "graph-mailbox",
+                                                     "graph-throttle"]
+    assert "2 in Exchange Online (RedirectAddress)" in step(doc, "autodiscover")["detail"]
+    for m in CLOUD:
+        imp = step(doc, "impersonation", m)
+        assert imp["status"] == "skip" and "in Exchange Online" in imp["detail"], imp
+        s = step(doc, "graph-mailbox", m)
+        assert s["status"] == "ok", s
+        user_id = gsim.control("GET", "/graph/mailboxes/" + m, expect=200)[1]["user_id"]
+        assert s["detail"].startswith("user %s (mail %s, UPN %s); calendarView of " % (user_id, m, m)), s
+    assert step(doc, "impersonation", ONPREM)["status"] == "ok"
+    assert steps(doc, "graph-mailbox", ONPREM) == []  # Autodiscover found it on premises
+    tok = step(doc, "graph-token")
+    assert tok["status"] == "ok"
+    assert "app %s in tenant %s with a client secret" % (gsim.info["client_id"], gsim.info["tenant_id"]) in tok["detail"]
+    assert "roles in it: Calendars.Read, User.Read.All" in tok["detail"]
+    assert step(doc, "graph-throttle")["status"] == "ok"
+    assert "Microsoft Graph: tenant %s" % gsim.info["tenant_id"] in step(doc, "config")["detail"]
+    assert gsim.counters()["graph_tokens_issued"]["secret"] == tokens + 1
+
+    # For a person: one line per step, the same steps.
+    p = run(calsync, config)
+    assert p.returncode == 0
+    body = [line for line in p.stdout.decode().splitlines()[1:-2] if not line.startswith(" ")]
+    assert [line.split()[1] for line in body] == names
+    assert [line.split()[0] for line in body if line.split()[1].startswith("graph-")] == ["ok"] * 4
+    assert GRAPH_SECRET not in p.stdout.decode() + p.stderr.decode()
+
+
+def make_cert(d, name):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=" + name,
+                    "-keyout", name + ".key", "-out", name + ".crt"], cwd=d, check=True, capture_output=True)
+    der = subprocess.run(["openssl", "x509", "-in", name + ".crt", "-outform", "DER"], cwd=d, check=True,
+                         capture_output=True).stdout
+    s256 = base64.urlsafe_b64encode(hashlib.sha256(der).digest()).decode().rstrip("=")
+    return str(d / (name + ".crt")), str(d / (name + ".key")), hashlib.sha1(der).hexdigest().upper(), s256
+
+
+def test_graph_certificate_credential(calsync, module_sims, tmp_path):
+    cert, key, sha1, s256 = make_cert(tmp_path, "calsync-app")
+    sim = module_sims("--mailboxes", "4", "--graph-listen", "127.0.0.1:0", "--cloud-mailboxes", "1",
+                      "--graph-client-cert", cert)
+    cred = '<certificate cert="%s" key="%s"/>' % (xml_attr(cert), xml_attr(key))
+    config = graph_config(tmp_path, sim, MBX[:1], cred=cred)
+    doc = check_json(calsync, config, status=0)
+    tok = step(doc, "graph-token")
+    assert tok["status"] == "ok", tok
+    assert "with the certificate %s (x5t#S256 %s)" % (sha1, s256) in tok["detail"]
+    assert step(doc, "graph-mailbox", MBX[0])["status"] == "ok"
+    assert sim.counters()["graph_tokens_issued"] == {"certificate": 1}
+
+    # A certificate the app registration does not hold: AADSTS700027 and its thumbprints to upload.
+    other, other_key, other_sha1, other_s256 = make_cert(tmp_path, "not-registered")
+    cred = '<certificate cert="%s" key="%s"/>' % (xml_attr(other), xml_attr(other_key))
+    config = graph_config(tmp_path, sim, MBX[:1], cred=cred)
+    doc = check_json(calsync, config, status=1)
+    tok = step(doc, "graph-token")
+    assert tok["status"] == "fail" and "AADSTS700027" in tok["detail"], tok
+    assert "Upload the certificate" in tok["fix"]
+    assert "thumbprint %s" % other_sha1 in tok["fix"] and "x5t#S256 %s" % other_s256 in tok["fix"]
+    assert step(doc, "graph-mailbox")["status"] == "skip"
+    out = json.dumps(doc)
+    assert "PRIVATE KEY" not in out and open(other_key).read().splitlines()[1] not in out
+
+
+def test_graph_wrong_secret(calsync, gsim, tmp_path):
+    config = graph_config(tmp_path, gsim, MBX[:3])
+    secret = "Wr0ng~GraphSecret-0000"
+    doc = check_json(calsync, config, status=1, graph_secret=secret)
+    assert failed(doc) == [("graph-token", None)]
+    tok = step(doc, "graph-token")
+    assert "HTTP 401 invalid_client" in tok["detail"] and "AADSTS7000215" in tok["detail"], tok
+    assert "Create a new client secret under Certificates & secrets" in tok["fix"]
+    assert '<secret file="...">' in tok["fix"]
+    assert tok["commands"] == ["az ad app credential list --id %s" % gsim.info["client_id"]]
+    assert step(doc, "graph-mailbox") == {"name": "graph-mailbox", "mailbox": None, "status": "skip",
+                                          "detail": "not run: no access token", "fix": None, "commands": []}
+    p = run(calsync, config, graph_secret=secret)
+    assert p.returncode == 1
+    assert "FAIL  graph-token" in p.stdout.decode()
+    assert secret not in p.stdout.decode() + p.stderr.decode()
+
+
+def test_graph_app_without_calendars_read(calsync, gsim, tmp_path):
+    config = graph_config(tmp_path, gsim, MBX[:3])
+    client = gsim.info["client_id"]
+    gsim.control("POST", "/graph/app", {"roles": ["User.Read.All"]}, expect=200)
+    doc = check_json(calsync, config, status=1)
+    assert failed(doc) == [("graph-mailbox", m) for m in CLOUD]
+    s = step(doc, "graph-mailbox", CLOUD[0])
+    assert s["detail"].startswith("calendarView: ErrorAccessDenied"), s
+    assert "application* permission Calendars.Read with admin consent" in s["fix"]
+    assert RBAC_ASSIGNMENT % client in s["commands"]
+    assert "Test-ServicePrincipalAuthorization -Identity %s -Resource %s" % (client, CLOUD[0]) in s["commands"]
+    assert ("New-ApplicationAccessPolicy -AppId %s -PolicyScopeGroupId calsync-users@contoso.example "
+            "-AccessRight RestrictAccess -Description \"calsync\"" % client) in s["commands"]
+    assert "roles in it: User.Read.All" in step(doc, "graph-token")["detail"]
+    # For a person the long fix is printed once.
+    out = run(calsync, config).stdout.decode()
+    assert out.count(RBAC_ASSIGNMENT % client) == 1
+    assert "FAIL  graph-mailbox  %s: calendarView: ErrorAccessDenied" % CLOUD[1] in out
+    assert "      (fix: as above)" in out
+
+    # Without User.Read.All the user lookup is refused first.
+    gsim.control("POST", "/graph/app", {"roles": ["Calendars.Read"]}, expect=200)
+    doc = check_json(calsync, config, status=1)
+    s = step(doc, "graph-mailbox", CLOUD[0])
+    assert s["status"] == "fail" and s["detail"].startswith("user lookup: Authorization_RequestDenied"), s
+    assert "application permission User.Read.All" in s["fix"]
+    assert s["commands"] == ["az ad app permission admin-consent --id %s" % client]
+
+
+def test_graph_pinned_mailboxes(calsync, gsim, tmp_path):
+    ghost = "nobody@contoso.example"
+    pinned_onprem = MBX[4]
+    config = graph_config(tmp_path, gsim, [ONPREM, (ghost, "graph"), (pinned_onprem, "graph")])
+    doc = check_json(calsync, config, status=1)
+    assert sorted(failed(doc)) == sorted([("graph-mailbox", ghost), ("graph-mailbox", pinned_onprem)])
+    # Pinned mailboxes are Graph's only: no EWS step names them.
+    assert [s["mailbox"] for s in steps(doc, "impersonation")] == [ONPREM]
+    s = step(doc, "graph-mailbox", ghost)
+    assert s["detail"].startswith("not a user of the tenant: user lookup: Request_ResourceNotFound"), s
+    assert ghost in s["detail"] and ghost in s["fix"]
+    assert "Get-EXORecipient -Identity '%s' | fl RecipientTypeDetails,PrimarySmtpAddress,ExternalDirectoryObjectId" \
+        % ghost in s["commands"]
+    s = step(doc, "graph-mailbox", pinned_onprem)
+    assert s["detail"].startswith('on premises, but <mailbox backend="graph"> pins it to Microsoft Graph: '
+                                  "calendarView: MailboxNotEnabledForRESTAPI"), s
+    assert 'Remove backend="graph"' in s["fix"]
+    assert s["commands"] == ["Get-Recipient -Identity '%s' | fl RecipientTypeDetails" % pinned_onprem]
+    assert "2 mailboxes pinned to graph" in step(doc, "config")["detail"]
+
+
+def test_graph_without_autodiscover_tries_the_sample(calsync, gsim, tmp_path):
+    # With <ews url> nothing says where a mailbox lives: Graph is asked about the sample too.
+    config = graph_config(tmp_path, gsim, [CLOUD[0], ONPREM], ews_url=gsim.ews)
+    doc = check_json(calsync, config, status=1)
+    assert failed(doc) == [("impersonation", CLOUD[0])]  # EWS does not serve a cloud mailbox
+    s = step(doc, "graph-mailbox", CLOUD[0])
+    assert s["status"] == "warn" and s["detail"].startswith("in Exchange Online: user "), s
+    assert "with <ews url> calsync serves every mailbox that is not pinned through EWS" in s["detail"]
+    assert '<mailbox backend="graph">%s</mailbox>' % CLOUD[0] in s["fix"]
+    s = step(doc, "graph-mailbox", ONPREM)
+    assert s["status"] == "ok" and s["detail"].startswith(
+        "on premises: Microsoft Graph does not serve it (calendarView: MailboxNotEnabledForRESTAPI"), s
+    # A mailbox pinned to EWS is never asked about.
+    config = graph_config(tmp_path, gsim, [(CLOUD[1], "ews")], ews_url=gsim.ews)
+    doc = check_json(calsync, config, status=1)
+    assert steps(doc, "graph-mailbox") == [{"name": "graph-mailbox", "mailbox": None, "status": "skip",
+                                            "detail": "not run: Autodiscover found every sample mailbox on "
+                                                      "premises; name one in Exchange Online with --mailbox",
+                                            "fix": None, "commands": []}]
+
+
+def test_graph_only_needs_no_ews(calsync, gsim, tmp_path):
+    # Every mailbox pinned to Graph: the EWS steps do not apply, even with an EWS nobody answers.
+    config = graph_config(tmp_path, gsim, [(m, "graph") for m in CLOUD],
+                          ews_url="http://127.0.0.1:%d/EWS/Exchange.asmx" % closed_port())
+    doc = check_json(calsync, config, status=0)
+    assert [s["name"] for s in doc["steps"]] == ["config", "ews"] + ["graph-token"] + ["graph-mailbox"] * 2 + \
+        ["graph-throttle"]
+    assert step(doc, "ews")["status"] == "skip"
+    assert [s["status"] for s in graph_steps(doc)] == ["ok"] * 4
+    # --mailbox keeps a configured mailbox's pin.
+    doc = check_json(calsync, config, "--mailbox", CLOUD[1], status=0)
+    assert [(s["name"], s["mailbox"]) for s in doc["steps"]][1:3] == [("ews", None), ("graph-token", None)]
+    assert [s["mailbox"] for s in steps(doc, "graph-mailbox")] == [CLOUD[1]]
+    assert "(checking the 1 given with --mailbox)" in step(doc, "config")["detail"]
+
+
+def test_graph_throttling_is_retried_and_reported(calsync, gsim, tmp_path):
+    config = graph_config(tmp_path, gsim, CLOUD)
+    gsim.control("POST", "/graph/faults", {"kind": "http_429", "count": 1, "retry_after": 1, "mailbox": CLOUD[0],
+                                           "operation": "calendarView"}, expect=201)
+    doc = check_json(calsync, config, status=0)
+    s = step(doc, "graph-mailbox", CLOUD[0])
+    assert s["status"] == "ok" and s["detail"].endswith("(after ApplicationThrottled, retried 1000 ms later)"), s
+    t = step(doc, "graph-throttle")
+    assert t["status"] == "warn", t
+    assert t["detail"].startswith("throttled (first: HTTP 429 ApplicationThrottled on calendarView for %s): "
+                                  "HTTP 429 1 time" % CLOUD[0]), t
+    assert "(Retry-After up to 1 s)" in t["detail"]
+    assert "10,000 per 10 minutes per mailbox" in t["fix"]
+    assert gsim.counters()["graph_faults_injected"]["http_429"] >= 1
+
+
+def notify_xml(listen_port, url_port, pki, tls=True):
+    cert, key = pki["good"]
+    tls_attrs = ' tls_cert="%s" tls_key="%s"' % (xml_attr(cert), xml_attr(key)) if tls else ""
+    return ('<notifications listen="127.0.0.1:%d" url="https://127.0.0.1:%d/graph/notify"%s lifetime="1h" '
+            'renew_before="10min"/>' % (listen_port, url_port, tls_attrs))
+
+
+def test_graph_notification_endpoint(calsync, gsim, pki, tmp_path):
+    port = closed_port()
+    config = graph_config(tmp_path, gsim, CLOUD[:1], notify=notify_xml(port, port, pki), ca_file=pki["ca"])
+    before = gsim.counters().get("graph_validations", {}).get("ok", 0)
+    doc = check_json(calsync, config, status=0)
+    assert [s["name"] for s in graph_steps(doc)] == ["graph-token", "graph-mailbox", "graph-listen", "graph-endpoint",
+                                                     "graph-validate", "graph-throttle"]
+    s = step(doc, "graph-listen")
+    assert s["status"] == "ok" and s["detail"].startswith("127.0.0.1 port %d is free: calsync run can listen there "
+                                                          "(HTTPS with the configured certificate)" % port), s
+    s = step(doc, "graph-endpoint")
+    assert s["status"] == "warn", s
+    assert "https://127.0.0.1:%d/graph/notify answered the validation handshake from this host" % port in s["detail"]
+    assert "127.0.0.1 is a private address: Microsoft Graph cannot reach it from the internet" in s["detail"]
+    s = step(doc, "graph-validate")
+    assert s["status"] == "ok", s
+    assert s["detail"].startswith("Microsoft Graph validated https://127.0.0.1:%d/graph/notify: a subscription to "
+                                  "%s's events was created" % (port, CLOUD[0])), s
+    # Graph's validation (notificationUrl and lifecycleNotificationUrl) reached the check's listener,
+    # and the subscription is gone again.
+    assert gsim.counters()["graph_validations"]["ok"] == before + 2
+    assert gsim.control("GET", "/graph/subscriptions", expect=200)[1]["count"] == 0
+
+
+def test_graph_notification_url_nobody_answers(calsync, gsim, pki, tmp_path):
+    listen, nobody = closed_port(), closed_port()
+    config = graph_config(tmp_path, gsim, CLOUD[:1], notify=notify_xml(listen, nobody, pki), ca_file=pki["ca"])
+    doc = check_json(calsync, config, status=1)
+    assert failed(doc) == [("graph-endpoint", None), ("graph-validate", None)]
+    assert step(doc, "graph-listen")["status"] == "ok"
+    s = step(doc, "graph-endpoint")
+    url = "https://127.0.0.1:%d/graph/notify" % nobody
+    assert s["detail"].startswith("%s: nobody answers the validation handshake from this host: " % url), s
+    assert "POSTs %s?validationToken=... from the internet" % url in s["fix"]
+    assert "inbound HTTPS to 127.0.0.1 port %d through the firewall" % nobody in s["fix"]
+    assert "sends /graph/notify to 127.0.0.1 port %d" % listen in s["fix"]
+    assert "Graph refuses every subscription (ValidationError)" in s["fix"]
+    assert s["commands"] == ["curl -sv -X POST -H 'Content-Type: text/plain' --data '' '%s?validationToken=test'" % url]
+    s = step(doc, "graph-validate")
+    assert "ValidationError" in s["detail"], s
+    out = run(calsync, config).stdout.decode()
+    assert "FAIL  graph-validate" in out and "      (fix: as above)" in out
+
+
+class _Listener(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+
+def serve(answer):
+    """A plain HTTP server on a free port in a thread; answer(path, query) gives (status, content type, body)."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            path, _, query = self.path.partition("?")
+            status, ctype, body = answer(path, urllib.parse.parse_qs(query))
+            data = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    srv = _Listener(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def test_graph_listener_address_in_use(calsync, gsim, pki, tmp_path):
+    # Something else listens where calsync run would: it does not answer a validation.
+    other = serve(lambda path, q: (404, "text/html", "<h1>not here</h1>"))
+    try:
+        port = other.server_address[1]
+        config = graph_config(tmp_path, gsim, CLOUD[:1], notify=notify_xml(port, port, pki, tls=False))
+        doc = check_json(calsync, config, status=1)
+        s = step(doc, "graph-listen")
+        assert s["status"] == "fail", s
+        assert s["detail"].startswith("127.0.0.1 port %d is in use by another program: http://127.0.0.1:%d/graph/notify "
+                                      "did not answer a validation request as calsync does (HTTP 404" % (port, port)), s
+        assert s["commands"] == ["ss -ltnp 'sport = :%d'" % port]
+    finally:
+        other.shutdown()
+    # A running calsync answers the validation itself.
+    running = serve(lambda path, q: (200, "text/plain", q["validationToken"][0]) if path == "/graph/notify"
+                    else (404, "text/plain", "not found"))
+    try:
+        port = running.server_address[1]
+        config = graph_config(tmp_path, gsim, CLOUD[:1], notify=notify_xml(port, port, pki, tls=False))
+        doc = check_json(calsync, config)
+        s = step(doc, "graph-listen")
+        assert s["status"] == "ok" and s["detail"] == (
+            "127.0.0.1 port %d is in use by a running calsync: http://127.0.0.1:%d/graph/notify answered a "
+            "validation request" % (port, port)), s
+    finally:
+        running.shutdown()
+
+
+@pytest.mark.parametrize("what", ["tenant", "client", "network"])
+def test_graph_token_refused_or_unreachable(calsync, gsim, tmp_path, what):
+    info = dict(gsim.info)
+    port = closed_port()
+    if what == "tenant":
+        info["tenant_id"] = "fabrikam.onmicrosoft.com"
+    elif what == "client":
+        info["client_id"] = "11111111-2222-3333-4444-555555555555"
+    else:
+        info["login"] = "http://127.0.0.1:%d" % port
+    sim = type("S", (), {"info": info, "ews": gsim.ews})()
+    config = graph_config(tmp_path, sim, CLOUD[:1])
+    doc = check_json(calsync, config, status=1)
+    tok = step(doc, "graph-token")
+    assert tok["status"] == "fail", tok
+    if what == "tenant":
+        assert "AADSTS90002" in tok["detail"]
+        assert "Entra ID knows no tenant 'fabrikam.onmicrosoft.com' (AADSTS90002)" in tok["fix"]
+    elif what == "client":
+        assert "unauthorized_client" in tok["detail"] and "AADSTS700016" in tok["detail"]
+        assert ("Entra ID finds no application 11111111-2222-3333-4444-555555555555 in tenant %s (AADSTS700016)"
+                % info["tenant_id"]) in tok["fix"]
+    else:
+        assert "127.0.0.1" in tok["detail"] and str(port) in tok["detail"], tok
+        assert "This machine must reach 127.0.0.1 on port %d" % port in tok["fix"]
+        assert tok["commands"] == ["curl -sv -o /dev/null http://127.0.0.1:%d/" % port]
+    assert step(doc, "graph-mailbox")["status"] == "skip"
+
+
+def test_cloud_mailbox_without_graph_configured(calsync, gsim, tmp_path):
+    config = write_config(tmp_path, autodiscover=gsim.info["autodiscover"], mailboxes=[CLOUD[0], ONPREM])
+    doc = check_json(calsync, config, status=1)
+    assert failed(doc) == [("impersonation", CLOUD[0])]
+    s = step(doc, "impersonation", CLOUD[0])
+    assert s["detail"] == ("in Exchange Online (Autodiscover: RedirectAddress user00001@contoso.mail.onmicrosoft.com), "
+                           "and the configuration has no <graph>: calsync cannot serve it"), s
+    assert "configure <graph> (docs/graph.md)" in s["fix"]
+    assert graph_steps(doc) == []
