@@ -215,9 +215,11 @@ int sync_engine_reload(struct sync_engine *e, const struct cfg *cfg, struct err 
 	    old->auth != cfg->auth || !eng_str_eq(old->store_path, cfg->store_path) ||
 	    old->notify != cfg->notify || !eng_str_eq(old->ca_file, cfg->ca_file) ||
 	    !eng_str_eq(old->autodiscover_url, cfg->autodiscover_url) ||
-	    !eng_str_eq(old->output_path, cfg->output_path))
-		log_warn("reload: server, account, TLS, store, output and notification mode take "
-		         "effect only after a restart");
+	    !eng_str_eq(old->output_path, cfg->output_path) ||
+	    (old->graph == NULL) != (cfg->graph == NULL))
+		log_warn(
+			"reload: server, account, TLS, store, output, notification mode and <graph> take "
+			"effect only after a restart");
 	/* Keep what needs a restart by pointing at the new cfg only for what the engine rereads:
 	 * the transport copied its settings, the store and output stay open. */
 	e->cfg = cfg;

@@ -59,7 +59,10 @@ struct gcall {
 
 struct sync_backend {
 	struct sync_engine *e;
+	/* The <graph> settings used after open, copied (gc): a reload frees the configuration the
+	 * backend was opened with; credentials and endpoints take effect at a restart. */
 	const struct cfg_graph *g;
+	struct cfg_graph gc;
 	char *base; /* the Graph base URL, checked (graph_url_base) */
 	struct http_client *http;
 	struct oauth *oauth;

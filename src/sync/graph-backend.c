@@ -51,6 +51,8 @@ static void graph_free(struct sync_backend *b)
 	oauth_free(b->oauth);
 	http_client_free(b->http);
 	free(b->base);
+	free(b->gc.notify_url);
+	b->gc.notify_url = NULL;
 	uv_close((uv_handle_t *)&b->gate_timer, on_handle_closed);
 	uv_close((uv_handle_t *)&b->soon_timer, on_handle_closed);
 }
@@ -107,6 +109,15 @@ static int graph_open(struct sync_engine *e, struct sync_backend **out, struct e
 		return rc;
 	}
 	log_info("graph: tenant %s, %s, %s", g->tenant, b->base, cfg_graph_mode_name(g->mode));
+	b->gc = (struct cfg_graph){
+		.mode = g->mode,
+		.delta_interval_usec = g->delta_interval_usec,
+		.renew_before_usec = g->renew_before_usec,
+		.subscription_usec = g->subscription_usec,
+		.concurrency = g->concurrency,
+		.notify_url = g->notify_url != NULL ? xstrdup(g->notify_url) : NULL,
+	};
+	b->g = &b->gc;
 	*out = b;
 	return 0;
 }
