@@ -179,8 +179,14 @@ static enum MHD_Result readyz(struct api *a, struct MHD_Connection *c)
 		snprintf(reason, sizeof(reason), "store not readable: %s", err.msg);
 		json_array_append_new(reasons, json_string(reason));
 	}
-	if (st.mailboxes > 0 && ok_requests(&st) == 0)
-		json_array_append_new(reasons, json_string("no EWS request has succeeded yet"));
+	/* Exchange answered: an EWS request succeeded, or a mailbox is live, whose window was read
+	 * in this run (the engine stores a mailbox stored live as syncing when it starts). The
+	 * second is how a calsync with only Graph mailboxes, which sends no EWS request, gets
+	 * ready: Graph's requests are not in the per-operation stats. */
+	if (st.mailboxes > 0 && ok_requests(&st) == 0 && st.live == 0)
+		json_array_append_new(
+			reasons, json_string(a->graph ? "no EWS or Graph request has succeeded yet"
+		                                      : "no EWS request has succeeded yet"));
 	if (st.mailboxes > 0 && st.live * 100 < (size_t)a->ready_live * st.mailboxes) {
 		snprintf(reason, sizeof(reason), "%zu of %zu mailboxes live, %u%% needed", st.live,
 		         st.mailboxes, a->ready_live);

@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from apiclient import TOKEN, TOKEN_ENV, q, sample, start_calsync
+from apiclient import TOKEN, TOKEN_ENV, api_element, q, sample, start_calsync, wait_api
 from calsyncproc import calsync_binary, counter, make_config, user, xml_attr
 from simharness import wait_for
 from test_status_page import Browser, artifacts_dir  # headless Chromium over DevTools
@@ -253,6 +253,31 @@ def test_status_page_shows_backends(env, tmp_path):
             finally:
                 b.kill()
     asyncio.run(drive())
+
+
+def test_readyz_with_graph_only(sim, calsync_factory):
+    """A calsync whose one mailbox is pinned to Graph makes no EWS request at all: /readyz is
+    ready once that mailbox is live, and then counts it."""
+    cs = calsync_factory(sim, [], env={SECRET_ENV: SECRET, TOKEN_ENV: TOKEN}, mode="pull",
+                         autodiscover=True, extra=graph_xml(sim), api=api_element())
+    with open(cs.config_path) as f:
+        text = f.read()
+    pinned = '<mailboxes file="mailboxes.txt"><mailbox backend="graph">%s</mailbox></mailboxes>' % CLOUD
+    assert text.count('<mailboxes file="mailboxes.txt"/>') == 1
+    with open(cs.config_path, "w") as f:
+        f.write(text.replace('<mailboxes file="mailboxes.txt"/>', pinned))
+    cs.start()
+    api = wait_api(cs, TOKEN)
+    cs.wait_live([CLOUD], timeout=LIVE_DEADLINE)
+    r = wait_for(lambda: (lambda r: r if r.status == 200 else None)(api.get("/readyz")), timeout=10,
+                 what="/readyz 200 with the Graph mailbox live")
+    assert r.json == {"status": "ready", "mailboxes": 1, "live": 1}, r
+    st = api.ok("GET", "/v1/status")
+    m = api.metrics()
+    assert sum(v for k, v in m["samples"].items()
+               if k[0] == "calsync_ews_requests_total" and dict(k[1])["result"] == "ok") == 0
+    assert st["backends"]["graph"]["live"] == 1 and st["backends"]["ews"]["total"] == 0, st
+    assert cs.stop() == 0
 
 
 def test_calsync_status_from_the_store(env):
