@@ -28,6 +28,7 @@ struct api {
 	struct MHD_Daemon *mhd;
 	struct sync_engine *engine;
 	struct webhook *webhook; /* NULL: no webhooks */
+	bool graph;              /* <graph> is configured: Graph figures in /v1/status, /metrics */
 	char *token;             /* NULL: none configured */
 	size_t token_len;
 	unsigned ready_live;

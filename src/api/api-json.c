@@ -29,6 +29,31 @@ static json_t *str(const char *s)
 	return j != NULL ? j : json_null();
 }
 
+_Static_assert(STORE_MB_PARKED + 1 == API_MB_STATES, "API_MB_STATES counts enum store_mb_state");
+
+const char *api_backend_name(enum api_backend b)
+{
+	return b == API_BACKEND_GRAPH ? "graph" : "ews";
+}
+
+enum api_backend api_backend_of(const struct store_mailbox *mb)
+{
+	return mb->backend != NULL && strcmp(mb->backend, "graph") == 0 ? API_BACKEND_GRAPH
+	                                                                : API_BACKEND_EWS;
+}
+
+void api_backend_count(const struct store_mailbox *mbs, size_t n, struct api_backend_counts *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < n; i++) {
+		enum api_backend b = api_backend_of(&mbs[i]);
+
+		out->total[b]++;
+		if ((unsigned)mbs[i].state < API_MB_STATES)
+			out->state[b][mbs[i].state]++;
+	}
+}
+
 json_t *api_json_time(int64_t utc)
 {
 	char buf[ISO8601_FORMAT_SIZE];
@@ -58,11 +83,12 @@ json_t *api_json_user(const struct store_mailbox *mb, const struct store_presenc
 	if (mb->window_start_utc != 0 || mb->window_end_utc != 0)
 		window = json_pack("{s:o, s:o}", "start", api_json_time(mb->window_start_utc),
 		                   "end", api_json_time(mb->window_end_utc));
-	return json_pack("{s:o, s:s, s:o, s:o, s:o, s:b, s:o}", "smtp", str(mb->smtp), "state",
-	                 store_mb_state_name(mb->state), "parked_reason", str(mb->parked_reason),
-	                 "last_refresh", api_json_time(mb->last_refresh_utc), "window", window,
-	                 "by_api", (int)mb->by_api, "presence",
-	                 p != NULL ? api_json_presence(p) : json_null());
+	return json_pack(
+		"{s:o, s:s, s:s, s:o, s:o, s:o, s:b, s:o}", "smtp", str(mb->smtp), "state",
+		store_mb_state_name(mb->state), "backend", api_backend_name(api_backend_of(mb)),
+		"parked_reason", str(mb->parked_reason), "last_refresh",
+		api_json_time(mb->last_refresh_utc), "window", window, "by_api", (int)mb->by_api,
+		"presence", p != NULL ? api_json_presence(p) : json_null());
 }
 
 json_t *api_json_occurrence(const struct cal_occurrence *o)

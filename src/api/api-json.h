@@ -6,6 +6,7 @@
  */
 #pragma once
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/compat.h"
@@ -18,6 +19,33 @@ struct store_presence;
 struct store_presence_event;
 struct json_t;
 
+/* The backends that hold mailboxes, as the store names them (store_mailbox.backend,
+ * docs/graph.md): on-premises Exchange through EWS, Exchange Online through Microsoft Graph. */
+enum api_backend {
+	API_BACKEND_EWS = 0,
+	API_BACKEND_GRAPH,
+	API_BACKEND_COUNT,
+};
+
+/* The sync states a mailbox row can be in (enum store_mb_state, unresolved to parked). */
+#define API_MB_STATES 4
+
+/* "ews", "graph". */
+const char *api_backend_name(enum api_backend b);
+
+/* The backend that holds mb: Graph when the store says "graph", else EWS (NULL is the store's
+ * default, "ews"). */
+enum api_backend api_backend_of(const struct store_mailbox *mb);
+
+/* Mailbox rows counted by backend and by sync state. */
+struct api_backend_counts {
+	size_t total[API_BACKEND_COUNT];
+	size_t state[API_BACKEND_COUNT][API_MB_STATES]; /* by enum store_mb_state */
+};
+
+/* Counts n rows of mbs into *out (zeroed first). */
+void api_backend_count(const struct store_mailbox *mbs, size_t n, struct api_backend_counts *out);
+
 /* utc as "YYYY-MM-DDTHH:MM:SSZ", or null for 0 (the store's "none") or an instant outside years
  * 1 to 9999. */
 struct json_t *api_json_time(int64_t utc);
@@ -29,7 +57,7 @@ struct json_t *api_json_time(int64_t utc);
  */
 struct json_t *api_json_presence(const struct store_presence *p);
 
-/* {"smtp", "state", "parked_reason", "last_refresh", "window": {"start", "end"} or null,
+/* {"smtp", "state", "backend" ("ews" or "graph"), "parked_reason", "last_refresh", "window": {"start", "end"} or null,
  * "by_api", "presence": api_json_presence(p) or null when p is NULL}. */
 struct json_t *api_json_user(const struct store_mailbox *mb, const struct store_presence *p);
 

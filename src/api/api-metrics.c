@@ -8,9 +8,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api/api-json.h"
 #include "base/buf.h"
 #include "base/err.h"
 #include "base/url.h"
+#include "store/store.h"
 #include "sync/engine.h"
 #include "webhook/webhook.h"
 
@@ -136,6 +138,45 @@ static void webhook_metrics(struct page *pg, const struct webhook_stats *w)
 	}
 }
 
+/* Per backend and state, in the order of calsync_mailboxes. */
+static void backend_metrics(struct page *pg, const struct api_backend_counts *bc)
+{
+	static const int states[] = {STORE_MB_UNRESOLVED, STORE_MB_SYNCING, STORE_MB_LIVE,
+	                             STORE_MB_PARKED};
+
+	head(pg, "calsync_mailboxes_by_backend", "gauge",
+	     "Enabled mailboxes in the store, by the backend that holds them and sync state.");
+	for (int b = 0; b < API_BACKEND_COUNT; b++) {
+		for (size_t k = 0; k < sizeof(states) / sizeof(states[0]); k++)
+			put(pg, "calsync_mailboxes_by_backend{backend=\"%s\",state=\"%s\"} %zu\n",
+			    api_backend_name((enum api_backend)b),
+			    store_mb_state_name((enum store_mb_state)states[k]),
+			    bc->state[b][states[k]]);
+	}
+}
+
+/* Microsoft Graph and its OAuth token provider (docs/graph.md). */
+static void graph_metrics(struct page *pg, const struct sync_stats *s)
+{
+	counter(pg, "calsync_graph_requests_total",
+	        "Microsoft Graph requests sent (token requests aside).", s->graph_requests);
+	counter(pg, "calsync_graph_throttled_total",
+	        "Microsoft Graph throttling answers (429, 503 with Retry-After).",
+	        s->graph_throttled);
+	head(pg, "calsync_graph_notifications_total", "counter",
+	     "Microsoft Graph change and lifecycle notifications, by result.");
+	put(pg, "calsync_graph_notifications_total{result=\"accepted\"} %" PRIu64 "\n",
+	    s->graph_notifications);
+	put(pg, "calsync_graph_notifications_total{result=\"rejected\"} %" PRIu64 "\n",
+	    s->graph_bad_notifications);
+	head(pg, "calsync_token_refreshes_total", "counter",
+	     "OAuth 2.0 token requests for Microsoft Graph, by result.");
+	put(pg, "calsync_token_refreshes_total{result=\"ok\"} %" PRIu64 "\n",
+	    s->token_refreshes_ok);
+	put(pg, "calsync_token_refreshes_total{result=\"failed\"} %" PRIu64 "\n",
+	    s->token_refreshes_failed);
+}
+
 int api_metrics_format(const struct api_metrics_in *in, struct buf *out, struct err *err)
 {
 	const struct sync_stats *s = in->stats;
@@ -146,6 +187,8 @@ int api_metrics_format(const struct api_metrics_in *in, struct buf *out, struct 
 	put(&pg, "calsync_mailboxes{state=\"syncing\"} %zu\n", s->syncing);
 	put(&pg, "calsync_mailboxes{state=\"live\"} %zu\n", s->live);
 	put(&pg, "calsync_mailboxes{state=\"parked\"} %zu\n", s->parked);
+	if (in->backends != NULL)
+		backend_metrics(&pg, in->backends);
 	head(&pg, "calsync_subscriptions", "gauge", "EWS subscriptions in the store, by kind.");
 	put(&pg, "calsync_subscriptions{kind=\"streaming\"} %zu\n", in->subs_streaming);
 	put(&pg, "calsync_subscriptions{kind=\"pull\"} %zu\n", in->subs_pull);
@@ -201,6 +244,8 @@ int api_metrics_format(const struct api_metrics_in *in, struct buf *out, struct 
 	        s->refreshes);
 	counter(&pg, "calsync_presence_changes_total", "Presence changes recorded.",
 	        s->presence_changes);
+	if (in->graph)
+		graph_metrics(&pg, s);
 	gauge(&pg, "calsync_sse_clients", "Open /v1/events streams.", in->sse_clients);
 	if (in->webhooks != NULL && in->webhooks->n > 0)
 		webhook_metrics(&pg, in->webhooks);

@@ -5,10 +5,12 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "base/compat.h"
 
+struct api_backend_counts;
 struct buf;
 struct err;
 struct sync_stats;
@@ -25,6 +27,10 @@ struct api_metrics_in {
 	size_t subs_pull;
 	size_t sse_clients;                   /* open /v1/events streams */
 	const struct webhook_stats *webhooks; /* NULL or none: no webhook metrics */
+	/* The enabled mailboxes in the store by backend and state; NULL: no
+	 * calsync_mailboxes_by_backend. */
+	const struct api_backend_counts *backends;
+	bool graph; /* <graph> is configured: the Graph and token metrics */
 };
 
 /* Appends the whole page to out. 0, or -EMSGSIZE when out's maximum is too small. */

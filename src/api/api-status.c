@@ -90,9 +90,19 @@ static int by_smtp(const void *x, const void *y)
 	return strcasecmp((*a)->smtp, (*b)->smtp);
 }
 
+/* {"total", "live", "syncing", "parked", "unresolved"} of n mailboxes with these state counts. */
+static json_t *counts_json(size_t n, const size_t *count)
+{
+	return json_pack("{s:I, s:I, s:I, s:I, s:I}", "total", (json_int_t)n, "live",
+	                 (json_int_t)count[STORE_MB_LIVE], "syncing",
+	                 (json_int_t)count[STORE_MB_SYNCING], "parked",
+	                 (json_int_t)count[STORE_MB_PARKED], "unresolved",
+	                 (json_int_t)count[STORE_MB_UNRESOLVED]);
+}
+
 static json_t *mailboxes_json(const struct api_status_in *in, json_t **out_parked)
 {
-	size_t count[STORE_MB_PARKED + 1] = {0};
+	size_t count[API_MB_STATES] = {0};
 	const struct store_mailbox **parked = xcalloc(in->n_mbs + 1, sizeof(*parked));
 	size_t n_parked = 0;
 	json_t *list = json_array();
@@ -100,7 +110,7 @@ static json_t *mailboxes_json(const struct api_status_in *in, json_t **out_parke
 	for (size_t i = 0; i < in->n_mbs; i++) {
 		const struct store_mailbox *mb = &in->mbs[i];
 
-		if (mb->state <= STORE_MB_PARKED)
+		if ((unsigned)mb->state < API_MB_STATES)
 			count[mb->state]++;
 		if (mb->state == STORE_MB_PARKED)
 			parked[n_parked++] = mb;
@@ -108,15 +118,34 @@ static json_t *mailboxes_json(const struct api_status_in *in, json_t **out_parke
 	if (n_parked > 1)
 		qsort(parked, n_parked, sizeof(*parked), by_smtp);
 	for (size_t i = 0; i < n_parked && i < API_STATUS_MAX_PARKED; i++)
-		json_array_append_new(list, json_pack("{s:o, s:o}", "smtp", text(parked[i]->smtp),
+		json_array_append_new(list, json_pack("{s:o, s:s, s:o}", "smtp",
+		                                      text(parked[i]->smtp), "backend",
+		                                      api_backend_name(api_backend_of(parked[i])),
 		                                      "reason", text(parked[i]->parked_reason)));
 	free(parked);
 	*out_parked = list;
-	return json_pack("{s:I, s:I, s:I, s:I, s:I}", "total", (json_int_t)in->n_mbs, "live",
-	                 (json_int_t)count[STORE_MB_LIVE], "syncing",
-	                 (json_int_t)count[STORE_MB_SYNCING], "parked",
-	                 (json_int_t)count[STORE_MB_PARKED], "unresolved",
-	                 (json_int_t)count[STORE_MB_UNRESOLVED]);
+	return counts_json(in->n_mbs, count);
+}
+
+/* {"ews": {...}, "graph": {...}}, each with the keys of "mailboxes". */
+static json_t *backends_json(const struct api_backend_counts *bc)
+{
+	json_t *o = json_object();
+
+	for (int b = 0; b < API_BACKEND_COUNT; b++)
+		json_object_set_new(o, api_backend_name((enum api_backend)b),
+		                    counts_json(bc->total[b], bc->state[b]));
+	return o;
+}
+
+static json_t *graph_json(const struct sync_stats *s)
+{
+	return json_pack("{s:I, s:I, s:{s:I, s:I}, s:{s:I, s:I}}", "requests",
+	                 (json_int_t)s->graph_requests, "throttled", (json_int_t)s->graph_throttled,
+	                 "notifications", "accepted", (json_int_t)s->graph_notifications,
+	                 "rejected", (json_int_t)s->graph_bad_notifications, "token_refreshes",
+	                 "ok", (json_int_t)s->token_refreshes_ok, "failed",
+	                 (json_int_t)s->token_refreshes_failed);
 }
 
 static json_t *groups_json(const struct sync_status *st)
@@ -175,13 +204,25 @@ json_t *api_status_json(const struct api_status_in *in)
 	const struct sync_stats *s = &in->engine->stats;
 	json_t *parked = NULL;
 	json_t *counts = mailboxes_json(in, &parked);
+	struct api_backend_counts bc;
+	json_t *doc;
 
-	return json_pack("{s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:o}", "mailboxes", counts,
-	                 "parked", parked, "groups", groups_json(in->engine), "errors",
-	                 errors_json(in->engine), "streams_open", (json_int_t)s->streams_open,
-	                 "in_flight", (json_int_t)s->in_flight, "queued", (json_int_t)s->queued,
-	                 "backing_off", (json_int_t)s->backing_off, "presence_changes",
-	                 (json_int_t)s->presence_changes, "webhooks", webhooks_json(in->webhooks));
+	doc = json_pack("{s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:o}", "mailboxes", counts,
+	                "parked", parked, "groups", groups_json(in->engine), "errors",
+	                errors_json(in->engine), "streams_open", (json_int_t)s->streams_open,
+	                "in_flight", (json_int_t)s->in_flight, "queued", (json_int_t)s->queued,
+	                "backing_off", (json_int_t)s->backing_off, "presence_changes",
+	                (json_int_t)s->presence_changes, "webhooks", webhooks_json(in->webhooks));
+	if (doc == NULL)
+		return NULL;
+	/* Only a hybrid calsync has more than one backend to tell apart: an on-premises one's
+	 * document stays as it was. */
+	api_backend_count(in->mbs, in->n_mbs, &bc);
+	if (in->graph || bc.total[API_BACKEND_GRAPH] > 0)
+		json_object_set_new(doc, "backends", backends_json(&bc));
+	if (in->graph)
+		json_object_set_new(doc, "graph", graph_json(s));
+	return doc;
 }
 
 enum MHD_Result api_status(struct api *a, struct MHD_Connection *c)
@@ -208,6 +249,7 @@ enum MHD_Result api_status(struct api *a, struct MHD_Connection *c)
 		.n_mbs = n,
 		.engine = &st,
 		.webhooks = a->webhook != NULL ? &ws : NULL,
+		.graph = a->graph,
 	});
 	sync_status_clear(&st);
 	store_mailboxes_free(mbs, n);

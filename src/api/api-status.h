@@ -6,6 +6,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct json_t;
@@ -21,14 +22,19 @@ struct api_status_in {
 	size_t n_mbs;
 	const struct sync_status *engine;
 	const struct webhook_stats *webhooks; /* NULL: no webhooks */
+	bool graph;                           /* <graph> is configured (cfg->graph != NULL) */
 };
 
 /*
  * {"mailboxes": {"total", "live", "syncing", "parked", "unresolved"}, "parked": [{"smtp",
- * "reason"}] (by address, ignoring case), "groups": [{"key", "anchor", "members", "subscribed",
- * "connected", "failures"}], "errors": [{"time", "mailbox" (null for none), "what", "message"}]
- * (newest first), "streams_open", "in_flight", "queued", "backing_off", "presence_changes",
- * "webhooks": [{"url", "delivered", "failures", "dropped", "pending"}]}. Text that is not UTF-8
- * has its bad bytes replaced by '?'. A new reference, or NULL when out of memory.
+ * "backend", "reason"}] (by address, ignoring case), "groups": [{"key", "anchor", "members",
+ * "subscribed", "connected", "failures"}], "errors": [{"time", "mailbox" (null for none), "what",
+ * "message"}] (newest first), "streams_open", "in_flight", "queued", "backing_off",
+ * "presence_changes", "webhooks": [{"url", "delivered", "failures", "dropped", "pending"}]}, then
+ * in a hybrid calsync (in->graph, or a mailbox held by Graph) "backends": {"ews": {the keys of
+ * "mailboxes"}, "graph": {...}}, and with in->graph "graph": {"requests", "throttled",
+ * "notifications": {"accepted", "rejected"}, "token_refreshes": {"ok", "failed"}} from the
+ * engine's stats. Text that is not UTF-8 has its bad bytes replaced by '?'. A new reference, or
+ * NULL when out of memory.
  */
 struct json_t *api_status_json(const struct api_status_in *in);

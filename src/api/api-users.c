@@ -34,6 +34,17 @@ static int state_from_name(const char *s, enum store_mb_state *out)
 	return -EINVAL;
 }
 
+static int backend_from_name(const char *s, enum api_backend *out)
+{
+	for (int b = 0; b < API_BACKEND_COUNT; b++) {
+		if (strcmp(s, api_backend_name((enum api_backend)b)) == 0) {
+			*out = (enum api_backend)b;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
 static int by_smtp(const void *x, const void *y)
 {
 	const struct store_mailbox *a = x, *b = y;
@@ -50,12 +61,13 @@ static enum MHD_Result store_failed(struct MHD_Connection *c, const struct err *
 
 enum MHD_Result api_users_list(struct api *a, struct MHD_Connection *c)
 {
-	char state_s[32], limit_s[32], after[API_MAX_SMTP + 1];
+	char state_s[32], backend_s[32], limit_s[32], after[API_MAX_SMTP + 1];
 	enum store_mb_state want = STORE_MB_LIVE;
+	enum api_backend want_bk = API_BACKEND_EWS;
 	struct store_mailbox *mbs = NULL;
 	struct store *s;
 	struct err err = {0};
-	bool filter = false;
+	bool filter = false, filter_bk = false;
 	int64_t limit = USERS_PAGE_DEFAULT;
 	size_t n = 0, taken = 0;
 	const char *last = NULL;
@@ -68,6 +80,10 @@ enum MHD_Result api_users_list(struct api *a, struct MHD_Connection *c)
 		return api_reply_error(c, MHD_HTTP_BAD_REQUEST,
 		                       "state must be live, syncing, parked or unresolved");
 	filter = q > 0;
+	q = api_query(c, "backend", backend_s, sizeof(backend_s));
+	if (q < 0 || (q > 0 && backend_from_name(backend_s, &want_bk) < 0))
+		return api_reply_error(c, MHD_HTTP_BAD_REQUEST, "backend must be ews or graph");
+	filter_bk = q > 0;
 	q = api_query(c, "limit", limit_s, sizeof(limit_s));
 	if (q < 0 || (q > 0 && api_parse_int(limit_s, 1, USERS_PAGE_MAX, &limit) < 0))
 		return api_reply_error(c, MHD_HTTP_BAD_REQUEST, "limit must be 1 to %d",
@@ -96,6 +112,8 @@ enum MHD_Result api_users_list(struct api *a, struct MHD_Connection *c)
 		if (has_after > 0 && strcasecmp(mbs[i].smtp, after) <= 0)
 			continue;
 		if (filter && mbs[i].state != want)
+			continue;
+		if (filter_bk && api_backend_of(&mbs[i]) != want_bk)
 			continue;
 		if (taken == (size_t)limit) {
 			next = json_string(last);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "api/api-int.h"
+#include "api/api-json.h"
 #include "api/api-metrics.h"
 #include "api/api-page.h"
 #include "api/api-route.h"
@@ -178,8 +179,14 @@ static enum MHD_Result readyz(struct api *a, struct MHD_Connection *c)
 		snprintf(reason, sizeof(reason), "store not readable: %s", err.msg);
 		json_array_append_new(reasons, json_string(reason));
 	}
-	if (st.mailboxes > 0 && ok_requests(&st) == 0)
-		json_array_append_new(reasons, json_string("no EWS request has succeeded yet"));
+	/* Exchange answered: an EWS request succeeded, or a mailbox is live, whose window was read
+	 * in this run (the engine stores a mailbox stored live as syncing when it starts). The
+	 * second is how a calsync with only Graph mailboxes, which sends no EWS request, gets
+	 * ready: Graph's requests are not in the per-operation stats. */
+	if (st.mailboxes > 0 && ok_requests(&st) == 0 && st.live == 0)
+		json_array_append_new(
+			reasons, json_string(a->graph ? "no EWS or Graph request has succeeded yet"
+		                                      : "no EWS request has succeeded yet"));
 	if (st.mailboxes > 0 && st.live * 100 < (size_t)a->ready_live * st.mailboxes) {
 		snprintf(reason, sizeof(reason), "%zu of %zu mailboxes live, %u%% needed", st.live,
 		         st.mailboxes, a->ready_live);
@@ -209,9 +216,28 @@ static enum MHD_Result readyz(struct api *a, struct MHD_Connection *c)
 	                      NULL, NULL);
 }
 
-/* Counts the stored subscriptions by kind: one indexed read per mailbox. */
+/* What /metrics reads from the store: the subscriptions by kind (one indexed read per mailbox)
+ * and the enabled mailboxes by backend and state. */
+static int metrics_store_read(struct api *a, struct api_metrics_in *in,
+                              struct api_backend_counts *backends, struct err *err)
+{
+	struct store *s = api_store_lock(a);
+	struct store_mailbox *mbs = NULL;
+	size_t n = 0;
+	int rc = store_subscription_count(s, &in->subs_streaming, &in->subs_pull, err);
+
+	if (rc == 0)
+		rc = store_mailbox_list(s, STORE_MB_ENABLED, &mbs, &n, err);
+	api_store_unlock(a);
+	if (rc == 0)
+		api_backend_count(mbs, n, backends);
+	store_mailboxes_free(mbs, n);
+	return rc;
+}
+
 static enum MHD_Result metrics(struct api *a, struct MHD_Connection *c)
 {
+	struct api_backend_counts backends;
 	struct sync_stats st;
 	struct webhook_stats ws;
 	struct api_metrics_in in = {.stats = &st};
@@ -227,8 +253,9 @@ static enum MHD_Result metrics(struct api *a, struct MHD_Connection *c)
 		webhook_stats(a->webhook, &ws);
 		in.webhooks = &ws;
 	}
-	rc = store_subscription_count(api_store_lock(a), &in.subs_streaming, &in.subs_pull, &err);
-	api_store_unlock(a);
+	in.graph = a->graph;
+	in.backends = &backends;
+	rc = metrics_store_read(a, &in, &backends, &err);
 	if (rc < 0)
 		return api_reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "store: %s", err.msg);
 	pthread_mutex_lock(&a->mu);
@@ -463,6 +490,7 @@ int api_start(const struct api_opts *o, struct api **out_api, struct err *err)
 
 	a->engine = o->engine;
 	a->webhook = o->webhook;
+	a->graph = o->graph;
 	a->ready_live = o->ready_live;
 	a->keepalive_usec = o->keepalive_usec > 0 ? o->keepalive_usec : API_KEEPALIVE_USEC;
 	if (o->token != NULL && o->token[0] != '\0') {

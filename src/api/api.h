@@ -9,6 +9,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "base/compat.h"
@@ -42,6 +43,7 @@ struct api_opts {
 	struct sync_engine *engine;
 	struct webhook *webhook; /* NULL: no webhooks; else borrowed, must outlive the API */
 	int64_t keepalive_usec;  /* 0: API_KEEPALIVE_USEC (tests shorten it) */
+	bool graph;              /* <graph> is configured: /v1/status and /metrics show Graph */
 };
 
 /*

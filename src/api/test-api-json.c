@@ -143,10 +143,61 @@ TEST(user_object)
 	};
 	char *s = dump(api_json_user(&mb, NULL));
 
-	CHECK_STREQ(s, "{\"smtp\":\"a@b.example\",\"state\":\"parked\",\"parked_reason\":"
-	               "\"ErrorNonExistentMailbox\",\"last_refresh\":null,\"window\":null,"
-	               "\"by_api\":true,\"presence\":null}");
+	/* No backend stored (NULL) is the store's default: on premises. */
+	CHECK_STREQ(s, "{\"smtp\":\"a@b.example\",\"state\":\"parked\",\"backend\":\"ews\","
+	               "\"parked_reason\":\"ErrorNonExistentMailbox\",\"last_refresh\":null,"
+	               "\"window\":null,\"by_api\":true,\"presence\":null}");
 	free(s);
+}
+
+TEST(user_backend)
+{
+	static const char *const stored[] = {"graph", "ews", NULL};
+	static const char *const shown[] = {"graph", "ews", "ews"};
+
+	for (size_t i = 0; i < sizeof(stored) / sizeof(stored[0]); i++) {
+		struct store_mailbox mb = {
+			.smtp = (char *)(uintptr_t) "c@b.example",
+			.state = STORE_MB_LIVE,
+			.backend = (char *)(uintptr_t)stored[i],
+		};
+		json_t *j = api_json_user(&mb, NULL);
+
+		CHECK(j != NULL);
+		CHECK_STREQ(json_string_value(json_object_get(j, "backend")), shown[i]);
+		CHECK_STREQ(json_string_value(json_object_get(j, "state")), "live");
+		json_decref(j);
+	}
+}
+
+TEST(backend_counts)
+{
+	struct store_mailbox mbs[] = {
+		{.state = STORE_MB_LIVE, .backend = (char *)(uintptr_t) "graph"},
+		{.state = STORE_MB_PARKED, .backend = (char *)(uintptr_t) "graph"},
+		{.state = STORE_MB_LIVE, .backend = (char *)(uintptr_t) "ews"},
+		{.state = STORE_MB_UNRESOLVED, .backend = NULL},
+		{.state = STORE_MB_SYNCING, .backend = (char *)(uintptr_t) "graph"},
+		{.state = STORE_MB_LIVE, .backend = (char *)(uintptr_t) "graph"},
+	};
+	struct api_backend_counts bc;
+
+	CHECK_STREQ(api_backend_name(API_BACKEND_EWS), "ews");
+	CHECK_STREQ(api_backend_name(API_BACKEND_GRAPH), "graph");
+	api_backend_count(mbs, sizeof(mbs) / sizeof(mbs[0]), &bc);
+	CHECK_EQ(bc.total[API_BACKEND_EWS], 2);
+	CHECK_EQ(bc.total[API_BACKEND_GRAPH], 4);
+	CHECK_EQ(bc.state[API_BACKEND_GRAPH][STORE_MB_LIVE], 2);
+	CHECK_EQ(bc.state[API_BACKEND_GRAPH][STORE_MB_PARKED], 1);
+	CHECK_EQ(bc.state[API_BACKEND_GRAPH][STORE_MB_SYNCING], 1);
+	CHECK_EQ(bc.state[API_BACKEND_GRAPH][STORE_MB_UNRESOLVED], 0);
+	CHECK_EQ(bc.state[API_BACKEND_EWS][STORE_MB_LIVE], 1);
+	CHECK_EQ(bc.state[API_BACKEND_EWS][STORE_MB_UNRESOLVED], 1);
+	CHECK_EQ(bc.state[API_BACKEND_EWS][STORE_MB_PARKED], 0);
+	/* None at all: every count zeroed, whatever was there. */
+	api_backend_count(NULL, 0, &bc);
+	CHECK_EQ(bc.total[API_BACKEND_EWS] + bc.total[API_BACKEND_GRAPH], 0);
+	CHECK_EQ(bc.state[API_BACKEND_GRAPH][STORE_MB_LIVE], 0);
 }
 
 TEST(time_range)
@@ -216,6 +267,8 @@ int main(void)
 	RUN(invalid_utf8_becomes_null);
 	RUN(presence_nulls);
 	RUN(user_object);
+	RUN(user_backend);
+	RUN(backend_counts);
 	RUN(time_range);
 	RUN(sse_event_format);
 	RUN(sse_event_all_or_nothing);

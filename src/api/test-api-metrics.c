@@ -5,9 +5,11 @@
 #include <errno.h>
 #include <string.h>
 
+#include "api/api-json.h"
 #include "base/buf.h"
 #include "base/url.h"
 #include "harness.h"
+#include "store/store.h"
 #include "sync/engine.h"
 #include "webhook/webhook.h"
 
@@ -190,6 +192,103 @@ TEST(webhook_counters_per_target_without_secrets)
 	buf_free(&b);
 }
 
+/* The Graph figures: only when Graph is configured, and then every one of them. */
+TEST(graph_counters)
+{
+	struct sync_stats st;
+	struct api_metrics_in in = {.stats = &st};
+	struct buf b;
+
+	fill(&st);
+	st.graph_requests = 41;
+	st.graph_throttled = 3;
+	st.graph_notifications = 17;
+	st.graph_bad_notifications = 2;
+	st.token_refreshes_ok = 5;
+	st.token_refreshes_failed = 1;
+	buf_init(&b, API_MAX_METRICS);
+	CHECK_EQ(api_metrics_format(&in, &b, NULL), 0);
+	CHECK(strstr(b.data, "calsync_graph_") == NULL);
+	CHECK(strstr(b.data, "calsync_token_") == NULL);
+	buf_free(&b);
+
+	in.graph = true;
+	buf_init(&b, API_MAX_METRICS);
+	CHECK_EQ(api_metrics_format(&in, &b, NULL), 0);
+	CHECK(has_line(b.data, "# TYPE calsync_graph_requests_total counter"));
+	CHECK(has_line(b.data, "calsync_graph_requests_total 41"));
+	CHECK(has_line(b.data, "# TYPE calsync_graph_throttled_total counter"));
+	CHECK(has_line(b.data, "calsync_graph_throttled_total 3"));
+	CHECK(has_line(b.data, "# TYPE calsync_graph_notifications_total counter"));
+	CHECK(has_line(b.data, "calsync_graph_notifications_total{result=\"accepted\"} 17"));
+	CHECK(has_line(b.data, "calsync_graph_notifications_total{result=\"rejected\"} 2"));
+	CHECK(has_line(b.data, "# TYPE calsync_token_refreshes_total counter"));
+	CHECK(has_line(b.data, "calsync_token_refreshes_total{result=\"ok\"} 5"));
+	CHECK(has_line(b.data, "calsync_token_refreshes_total{result=\"failed\"} 1"));
+	/* The EWS metrics keep their names and values beside them. */
+	CHECK(has_line(b.data, "calsync_ews_throttled_total 7"));
+	CHECK(has_line(b.data, "calsync_mailboxes{state=\"live\"} 6"));
+	buf_free(&b);
+}
+
+/* calsync_mailboxes keeps its one label; the backends get a gauge of their own. */
+TEST(mailboxes_by_backend)
+{
+	static const char *const backends[] = {"ews", "graph"};
+	static const char *const states[] = {"unresolved", "syncing", "live", "parked"};
+	struct sync_stats st;
+	struct api_backend_counts bc = {0};
+	struct api_metrics_in in = {.stats = &st, .backends = &bc};
+	struct buf b;
+	char line[256];
+	const char *p;
+	size_t n = 0;
+
+	fill(&st);
+	bc.total[API_BACKEND_EWS] = 4;
+	bc.state[API_BACKEND_EWS][STORE_MB_LIVE] = 3;
+	bc.state[API_BACKEND_EWS][STORE_MB_PARKED] = 1;
+	bc.total[API_BACKEND_GRAPH] = 6;
+	bc.state[API_BACKEND_GRAPH][STORE_MB_LIVE] = 2;
+	bc.state[API_BACKEND_GRAPH][STORE_MB_SYNCING] = 3;
+	bc.state[API_BACKEND_GRAPH][STORE_MB_UNRESOLVED] = 1;
+	buf_init(&b, API_MAX_METRICS);
+	CHECK_EQ(api_metrics_format(&in, &b, NULL), 0);
+	CHECK(has_line(b.data, "# TYPE calsync_mailboxes_by_backend gauge"));
+	CHECK(has_line(b.data, "calsync_mailboxes_by_backend{backend=\"ews\",state=\"live\"} 3"));
+	CHECK(has_line(b.data, "calsync_mailboxes_by_backend{backend=\"ews\",state=\"parked\"} 1"));
+	CHECK(has_line(b.data, "calsync_mailboxes_by_backend{backend=\"graph\",state=\"live\"} 2"));
+	CHECK(has_line(b.data,
+	               "calsync_mailboxes_by_backend{backend=\"graph\",state=\"syncing\"} 3"));
+	CHECK(has_line(b.data,
+	               "calsync_mailboxes_by_backend{backend=\"graph\",state=\"unresolved\"} 1"));
+	CHECK(has_line(b.data,
+	               "calsync_mailboxes_by_backend{backend=\"graph\",state=\"parked\"} 0"));
+	/* Every pair once, zeros too: eight series. */
+	for (size_t i = 0; i < 2; i++) {
+		for (size_t k = 0; k < 4; k++) {
+			snprintf(line, sizeof(line),
+			         "calsync_mailboxes_by_backend{backend=\"%s\",state=\"%s\"} ",
+			         backends[i], states[k]);
+			CHECK(strstr(b.data, line) != NULL);
+		}
+	}
+	for (p = b.data; (p = strstr(p, "\ncalsync_mailboxes_by_backend{")) != NULL; p++)
+		n++;
+	CHECK_EQ(n, 8);
+	/* The engine's gauge is unchanged: one label, the engine's numbers. */
+	CHECK(has_line(b.data, "calsync_mailboxes{state=\"live\"} 6"));
+	CHECK(strstr(b.data, "calsync_mailboxes{backend") == NULL);
+	buf_free(&b);
+
+	/* Without the store's counts there is no such gauge. */
+	in.backends = NULL;
+	buf_init(&b, API_MAX_METRICS);
+	CHECK_EQ(api_metrics_format(&in, &b, NULL), 0);
+	CHECK(strstr(b.data, "calsync_mailboxes_by_backend") == NULL);
+	buf_free(&b);
+}
+
 TEST(url_label)
 {
 	char out[API_MAX_URL_LABEL];
@@ -223,6 +322,8 @@ int main(void)
 	RUN(every_line_is_a_comment_or_a_sample);
 	RUN(too_small_buffer_fails_cleanly);
 	RUN(webhook_counters_per_target_without_secrets);
+	RUN(graph_counters);
+	RUN(mailboxes_by_backend);
 	RUN(url_label);
 	return harness_done();
 }

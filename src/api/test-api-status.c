@@ -133,9 +133,127 @@ TEST(empty)
 	json_decref(doc);
 }
 
+static json_int_t count_of(json_t *doc, const char *backend, const char *key)
+{
+	return json_integer_value(
+		json_object_get(json_object_get(json_object_get(doc, "backends"), backend), key));
+}
+
+TEST(hybrid_backends_and_graph_figures)
+{
+	static char a[] = "a@x.example", b[] = "b@x.example", c[] = "c@x.example",
+		    d[] = "d@x.example";
+	static char graph[] = "graph", ews[] = "ews";
+	static char denied[] = "ErrorAccessDenied: outside the application's scope";
+	struct store_mailbox mbs[] = {
+		{.smtp = a, .state = STORE_MB_LIVE, .backend = graph},
+		{.smtp = b, .state = STORE_MB_PARKED, .backend = graph, .parked_reason = denied},
+		{.smtp = c, .state = STORE_MB_LIVE, .backend = ews},
+		{.smtp = d, .state = STORE_MB_SYNCING},
+	};
+	struct sync_status st = {0};
+	json_t *doc, *g, *keys;
+	const char *key;
+	json_t *v;
+
+	st.stats.graph_requests = 12;
+	st.stats.graph_throttled = 1;
+	st.stats.graph_notifications = 4;
+	st.stats.graph_bad_notifications = 2;
+	st.stats.token_refreshes_ok = 3;
+	st.stats.token_refreshes_failed = 1;
+	doc = api_status_json(
+		&(struct api_status_in){.mbs = mbs, .n_mbs = 4, .engine = &st, .graph = true});
+	CHECK(doc != NULL);
+	if (doc == NULL)
+		return;
+	/* The on-premises keys first, in their order, then the two new ones. */
+	keys = json_array();
+	json_object_foreach(doc, key, v) json_array_append_new(keys, json_string(key));
+	CHECK_EQ(json_array_size(keys), 12);
+	CHECK_STREQ(json_string_value(json_array_get(keys, 0)), "mailboxes");
+	CHECK_STREQ(json_string_value(json_array_get(keys, 9)), "webhooks");
+	CHECK_STREQ(json_string_value(json_array_get(keys, 10)), "backends");
+	CHECK_STREQ(json_string_value(json_array_get(keys, 11)), "graph");
+	json_decref(keys);
+	CHECK_EQ(json_integer_value(json_object_get(json_object_get(doc, "mailboxes"), "total")),
+	         4);
+	CHECK_EQ(count_of(doc, "graph", "total"), 2);
+	CHECK_EQ(count_of(doc, "graph", "live"), 1);
+	CHECK_EQ(count_of(doc, "graph", "parked"), 1);
+	CHECK_EQ(count_of(doc, "graph", "syncing"), 0);
+	CHECK_EQ(count_of(doc, "ews", "total"), 2);
+	CHECK_EQ(count_of(doc, "ews", "live"), 1);
+	CHECK_EQ(count_of(doc, "ews", "syncing"), 1);
+	CHECK_EQ(count_of(doc, "ews", "unresolved"), 0);
+	CHECK_EQ(json_object_size(json_object_get(json_object_get(doc, "backends"), "ews")), 5);
+	/* The parked one says which backend parked it. */
+	CHECK_STREQ(str_at(doc, "parked", 0, "smtp"), "b@x.example");
+	CHECK_STREQ(str_at(doc, "parked", 0, "backend"), "graph");
+	g = json_object_get(doc, "graph");
+	CHECK_EQ(json_integer_value(json_object_get(g, "requests")), 12);
+	CHECK_EQ(json_integer_value(json_object_get(g, "throttled")), 1);
+	CHECK_EQ(json_integer_value(
+			 json_object_get(json_object_get(g, "notifications"), "accepted")),
+	         4);
+	CHECK_EQ(json_integer_value(
+			 json_object_get(json_object_get(g, "notifications"), "rejected")),
+	         2);
+	CHECK_EQ(json_integer_value(json_object_get(json_object_get(g, "token_refreshes"), "ok")),
+	         3);
+	CHECK_EQ(json_integer_value(
+			 json_object_get(json_object_get(g, "token_refreshes"), "failed")),
+	         1);
+	json_decref(doc);
+
+	/* <graph> no longer configured while the store still holds mailboxes on Graph: the
+	 * backends are told apart, but there are no Graph figures to show. */
+	doc = api_status_json(&(struct api_status_in){.mbs = mbs, .n_mbs = 4, .engine = &st});
+	CHECK(doc != NULL);
+	CHECK_EQ(count_of(doc, "graph", "total"), 2);
+	CHECK(json_object_get(doc, "graph") == NULL);
+	json_decref(doc);
+
+	/* On premises only: the document as before, but the parked entry names its backend. */
+	mbs[1].backend = NULL;
+	mbs[0].backend = ews;
+	doc = api_status_json(&(struct api_status_in){.mbs = mbs, .n_mbs = 4, .engine = &st});
+	CHECK(doc != NULL);
+	CHECK(json_object_get(doc, "backends") == NULL);
+	CHECK(json_object_get(doc, "graph") == NULL);
+	CHECK_EQ(json_object_size(doc), 10);
+	CHECK_STREQ(str_at(doc, "parked", 0, "backend"), "ews");
+	json_decref(doc);
+}
+
+TEST(graph_configured_without_mailboxes)
+{
+	struct sync_status st = {0};
+	json_t *doc = api_status_json(&(struct api_status_in){.engine = &st, .graph = true});
+	char *dump;
+
+	CHECK(doc != NULL);
+	json_object_del(doc, "groups");
+	json_object_del(doc, "errors");
+	json_object_del(doc, "parked");
+	json_object_del(doc, "webhooks");
+	json_object_del(doc, "mailboxes");
+	dump = json_dumps(doc, JSON_COMPACT);
+	CHECK_STREQ(dump, "{\"streams_open\":0,\"in_flight\":0,\"queued\":0,\"backing_off\":0,"
+	                  "\"presence_changes\":0,\"backends\":{\"ews\":{\"total\":0,\"live\":0,"
+	                  "\"syncing\":0,\"parked\":0,\"unresolved\":0},\"graph\":{\"total\":0,"
+	                  "\"live\":0,\"syncing\":0,\"parked\":0,\"unresolved\":0}},\"graph\":{"
+	                  "\"requests\":0,\"throttled\":0,\"notifications\":{\"accepted\":0,"
+	                  "\"rejected\":0},\"token_refreshes\":{\"ok\":0,\"failed\":0}}}");
+	free(dump);
+	json_decref(doc);
+}
+
 int main(void)
 {
 	RUN(counts_parked_groups_errors_webhooks);
 	RUN(empty);
+	RUN(hybrid_backends_and_graph_figures);
+	RUN(graph_configured_without_mailboxes);
 	return harness_done();
 }

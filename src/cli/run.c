@@ -106,6 +106,9 @@ static int start_api(struct run *r)
 		.store_path = c->store_path,
 		.engine = r->engine,
 		.webhook = r->webhook,
+		/* The engine opens its backends once: a <graph> added on reload waits for a
+		 * restart, and so does the API's view of it. */
+		.graph = c->graph != NULL,
 	};
 	struct err err = {0};
 

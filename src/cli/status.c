@@ -15,8 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
+#include "api/api-json.h"
 #include "api/api-status.h"
 #include "base/buf.h"
 #include "base/err.h"
@@ -33,24 +35,29 @@
 #define STATUS_CONNECT_TIMEOUT_MS 5000L
 /* A column of the tables is at most this wide; longer text overflows into the next column. */
 #define STATUS_MAX_COLUMN 40
+/* --mailboxes reads GET /v1/users this many at a time (the most the API gives). */
+#define STATUS_USERS_PAGE 1000
 
 struct args {
 	const char *path;
 	bool json;
 	bool insecure;
+	bool mailboxes;
 };
 
 static int usage(FILE *f, int status)
 {
 	fprintf(f,
-	        "Usage: calsync status [-c FILE] [--json] [--insecure]\n"
+	        "Usage: calsync status [-c FILE] [--json | --mailboxes] [--insecure]\n"
 	        "\n"
-	        "Shows what calsync is doing: mailboxes by state, parked mailboxes and why,\n"
+	        "Shows what calsync is doing: mailboxes by state (and by backend, EWS or\n"
+	        "Microsoft Graph, when <graph> is configured), parked mailboxes and why,\n"
 	        "streaming groups, the last errors and webhook delivery, from the running\n"
 	        "daemon's API; from the store when the daemon is not running.\n"
 	        "\n"
 	        "  -c, --config FILE  the configuration (default %s)\n"
 	        "  --json             the API's /v1/status document as it is\n"
+	        "  -m, --mailboxes    also list every mailbox: backend, state, last read\n"
 	        "  --insecure         do not verify the API's TLS certificate (a self-signed one)\n"
 	        "  -h, --help         this help\n"
 	        "\n"
@@ -65,8 +72,9 @@ static int parse_args(int argc, char **argv, struct args *out)
 {
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
-		{"json", no_argument, NULL, 'j'},
-		{"insecure", no_argument, NULL, 'k'},
+		{"json", no_argument, NULL, 'j'},     /* long only */
+		{"insecure", no_argument, NULL, 'k'}, /* long only */
+		{"mailboxes", no_argument, NULL, 'm'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -74,7 +82,7 @@ static int parse_args(int argc, char **argv, struct args *out)
 
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+c:hm", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			out->path = optarg;
@@ -84,6 +92,9 @@ static int parse_args(int argc, char **argv, struct args *out)
 			break;
 		case 'k':
 			out->insecure = true;
+			break;
+		case 'm':
+			out->mailboxes = true;
 			break;
 		case 'h':
 			(void)usage(stdout, 0);
@@ -99,6 +110,11 @@ static int parse_args(int argc, char **argv, struct args *out)
 	}
 	if (optind < argc) {
 		fprintf(stderr, "calsync status: unexpected argument '%s'\n", argv[optind]);
+		return usage(stderr, EXIT_CONFIG);
+	}
+	if (out->json && out->mailboxes) {
+		fprintf(stderr, "calsync status: --mailboxes is a table; for JSON, GET /v1/users "
+		                "from the API\n");
 		return usage(stderr, EXIT_CONFIG);
 	}
 	return 0;
@@ -206,13 +222,42 @@ static int width(size_t w, const char *s)
 	return (int)(w > STATUS_MAX_COLUMN ? STATUS_MAX_COLUMN : w);
 }
 
-static void print_counts(const json_t *doc)
+static void print_count_line(const char *label, const json_t *m)
 {
-	const json_t *m = json_object_get(doc, "mailboxes");
-
-	printf("mailboxes  %lld: %lld live, %lld syncing, %lld parked, %lld unresolved\n",
+	printf("%s%lld: %lld live, %lld syncing, %lld parked, %lld unresolved\n", label,
 	       jint(m, "total"), jint(m, "live"), jint(m, "syncing"), jint(m, "parked"),
 	       jint(m, "unresolved"));
+}
+
+/* The counts, and in a hybrid calsync (the document has "backends") one line per backend. */
+static void print_counts(const json_t *doc)
+{
+	const json_t *bk = json_object_get(doc, "backends");
+
+	print_count_line("mailboxes  ", json_object_get(doc, "mailboxes"));
+	for (int b = 0; bk != NULL && b < API_BACKEND_COUNT; b++) {
+		const char *name = api_backend_name((enum api_backend)b);
+		char label[32];
+
+		(void)snprintf(label, sizeof(label), "  %-8s ", name);
+		print_count_line(label, json_object_get(bk, name));
+	}
+}
+
+/* The Graph figures, when the daemon has <graph>. */
+static void print_graph(const json_t *doc)
+{
+	const json_t *g = json_object_get(doc, "graph");
+	const json_t *nt = json_object_get(g, "notifications");
+	const json_t *tk = json_object_get(g, "token_refreshes");
+
+	if (g == NULL)
+		return;
+	printf("graph      %lld request%s, %lld throttled, %lld notification%s (%lld rejected), "
+	       "%lld token refresh%s (%lld failed)\n",
+	       jint(g, "requests"), jint(g, "requests") == 1 ? "" : "s", jint(g, "throttled"),
+	       jint(nt, "accepted"), jint(nt, "accepted") == 1 ? "" : "s", jint(nt, "rejected"),
+	       jint(tk, "ok"), jint(tk, "ok") == 1 ? "" : "es", jint(tk, "failed"));
 }
 
 static void print_parked(const json_t *doc)
@@ -232,7 +277,12 @@ static void print_parked(const json_t *doc)
 	for (size_t i = 0; i < n; i++) {
 		const json_t *p = json_array_get(list, i);
 
-		printf("  %-*s  %s\n", w, jstr(p, "smtp", ""), jstr(p, "reason", ""));
+		/* The backend only where there are two to tell apart. */
+		if (json_object_get(doc, "backends") != NULL)
+			printf("  %-*s  %-5s  %s\n", w, jstr(p, "smtp", ""),
+			       jstr(p, "backend", "ews"), jstr(p, "reason", ""));
+		else
+			printf("  %-*s  %s\n", w, jstr(p, "smtp", ""), jstr(p, "reason", ""));
 	}
 	if ((long long)n < total)
 		printf("  ... and %lld more (calsync status --json, or GET /v1/users?state=parked)\n",
@@ -329,6 +379,7 @@ static void print_daemon(const char *base, const json_t *doc)
 	       jint(doc, "in_flight"), jint(doc, "in_flight") == 1 ? "" : "s", jint(doc, "queued"),
 	       jint(doc, "backing_off"), jint(doc, "presence_changes"),
 	       jint(doc, "presence_changes") == 1 ? "" : "s");
+	print_graph(doc);
 	print_parked(doc);
 	print_groups(doc);
 	print_errors(doc);
@@ -348,9 +399,115 @@ static int print_json(json_t *doc)
 	return 0;
 }
 
+/* Every mailbox of users (GET /v1/users objects, by address): address, backend, state, last
+ * read. */
+static void print_mailboxes(const json_t *users)
+{
+	size_t n = json_array_size(users);
+	int w = (int)strlen("MAILBOX");
+
+	printf("\nmailboxes (%zu)\n", n);
+	if (n == 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		w = width((size_t)w, jstr(json_array_get(users, i), "smtp", ""));
+	printf("  %-*s  %-7s  %-10s  %s\n", w, "MAILBOX", "BACKEND", "STATE", "LAST READ");
+	for (size_t i = 0; i < n; i++) {
+		const json_t *u = json_array_get(users, i);
+
+		printf("  %-*s  %-7s  %-10s  %s\n", w, jstr(u, "smtp", ""),
+		       jstr(u, "backend", "ews"), jstr(u, "state", ""),
+		       jstr(u, "last_refresh", "-"));
+	}
+}
+
+/* s percent-encoded for a query (RFC 3986 unreserved characters kept). */
+static void query_escape(const char *s, char *out, size_t size)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0' && o + 4 < size; p++) {
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		    (*p >= '0' && *p <= '9') || strchr("-._~", *p) != NULL) {
+			out[o++] = (char)*p;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[*p >> 4];
+			out[o++] = hex[*p & 15];
+		}
+	}
+	out[o] = '\0';
+}
+
+/* Every enabled mailbox from the daemon, GET /v1/users a page at a time, into *out (a new
+ * array). 0, or EXIT_NO_STATUS (printed). */
+static int fetch_users(const char *base, const char *token, bool insecure, json_t **out)
+{
+	json_t *all = json_array();
+	char after[3 * 321 + 1] = "";
+	char url[600 + sizeof(after)];
+
+	for (;;) {
+		struct fetch f = {0};
+		json_t *doc, *next;
+		int rc;
+
+		(void)snprintf(url, sizeof(url), "%s/v1/users?limit=%d%s%s", base,
+		               STATUS_USERS_PAGE, after[0] != '\0' ? "&after=" : "", after);
+		buf_init(&f.body, STATUS_MAX_BODY);
+		rc = fetch(url, token, insecure, &f);
+		doc = rc == 0 && f.curl == CURLE_OK && f.http_status == 200
+		              ? json_loadb(f.body.data != NULL ? f.body.data : "", f.body.len, 0,
+		                           NULL)
+		              : NULL;
+		if (!json_is_array(json_object_get(doc, "users"))) {
+			fprintf(stderr, "calsync status: %s: %s\n", url,
+			        rc < 0                 ? strerror(-rc)
+			        : f.curl != CURLE_OK   ? curl_easy_strerror(f.curl)
+			        : f.http_status != 200 ? "HTTP error"
+			                               : "not a list of users");
+			buf_free(&f.body);
+			json_decref(doc);
+			json_decref(all);
+			return EXIT_NO_STATUS;
+		}
+		buf_free(&f.body);
+		json_array_extend(all, json_object_get(doc, "users"));
+		next = json_object_get(doc, "next");
+		if (!json_is_string(next)) {
+			json_decref(doc);
+			break;
+		}
+		query_escape(json_string_value(next), after, sizeof(after));
+		json_decref(doc);
+	}
+	*out = all;
+	return 0;
+}
+
+static int by_smtp(const void *x, const void *y)
+{
+	const struct store_mailbox *a = x, *b = y;
+
+	return strcasecmp(a->smtp, b->smtp);
+}
+
+/* The store's rows as GET /v1/users objects, by address ignoring case as the API sorts. */
+static json_t *users_from_store(struct store_mailbox *mbs, size_t n)
+{
+	json_t *users = json_array();
+
+	if (n > 1)
+		qsort(mbs, n, sizeof(*mbs), by_smtp);
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(users, api_json_user(&mbs[i], NULL));
+	return users;
+}
+
 /* ---- the store, when the daemon is not running --------------------------------------------- */
 
-static int from_store(const struct cfg *cfg, const char *why, bool json)
+static int from_store(const struct cfg *cfg, const char *why, const struct args *args)
 {
 	struct store *s = NULL;
 	struct store_mailbox *mbs = NULL;
@@ -358,7 +515,7 @@ static int from_store(const struct cfg *cfg, const char *why, bool json)
 	struct stat sb;
 	struct err err = {0};
 	size_t n = 0;
-	json_t *doc, *out;
+	json_t *doc, *out, *users = NULL;
 	int rc;
 
 	if (stat(cfg->store_path, &sb) != 0) {
@@ -375,19 +532,25 @@ static int from_store(const struct cfg *cfg, const char *why, bool json)
 		store_close(s);
 		return EXIT_NO_STATUS;
 	}
-	doc = api_status_json(&(struct api_status_in){.mbs = mbs, .n_mbs = n, .engine = &none});
+	/* The backends as the daemon would tell them apart; its Graph figures are not stored. */
+	doc = api_status_json(&(struct api_status_in){
+		.mbs = mbs, .n_mbs = n, .engine = &none, .graph = cfg->graph != NULL});
+	if (args->mailboxes)
+		users = users_from_store(mbs, n);
 	store_mailboxes_free(mbs, n);
 	store_close(s);
 	if (doc == NULL) {
 		fprintf(stderr, "calsync status: out of memory\n");
 		return EXIT_NO_STATUS;
 	}
-	if (json) {
+	if (args->json) {
 		/* Only what the store knows: the rest of /v1/status lives in the daemon. */
 		out = json_pack("{s:s, s:s, s:s, s:O, s:O}", "source", "store", "store",
 		                cfg->store_path, "daemon", why, "mailboxes",
 		                json_object_get(doc, "mailboxes"), "parked",
 		                json_object_get(doc, "parked"));
+		if (out != NULL && json_object_get(doc, "backends") != NULL)
+			json_object_set(out, "backends", json_object_get(doc, "backends"));
 		json_decref(doc);
 		if (out == NULL) {
 			fprintf(stderr, "calsync status: cannot encode the status as JSON\n");
@@ -401,6 +564,9 @@ static int from_store(const struct cfg *cfg, const char *why, bool json)
 	print_counts(doc);
 	print_parked(doc);
 	printf("streaming groups, errors and webhooks: not known while the daemon is not running\n");
+	if (users != NULL)
+		print_mailboxes(users);
+	json_decref(users);
 	json_decref(doc);
 	return 0;
 }
@@ -416,7 +582,7 @@ static int report(const struct cfg *cfg, const struct args *args)
 	int rc;
 
 	if (!cfg->api_enabled)
-		return from_store(cfg, "the API is disabled (<api enabled=\"false\">)", args->json);
+		return from_store(cfg, "the API is disabled (<api enabled=\"false\">)", args);
 	api_base(cfg, base, sizeof(base));
 	(void)snprintf(url, sizeof(url), "%s/v1/status", base);
 	buf_init(&f.body, STATUS_MAX_BODY);
@@ -430,7 +596,7 @@ static int report(const struct cfg *cfg, const struct args *args)
 		buf_free(&f.body);
 		(void)snprintf(why, sizeof(why), "daemon not running (nothing answers on %s)",
 		               base);
-		return from_store(cfg, why, args->json);
+		return from_store(cfg, why, args);
 	}
 	if (f.curl != CURLE_OK) {
 		fprintf(stderr, "calsync status: %s: %s%s\n", url,
@@ -464,6 +630,15 @@ static int report(const struct cfg *cfg, const struct args *args)
 	} else {
 		print_daemon(base, doc);
 		rc = 0;
+		if (args->mailboxes) {
+			json_t *users = NULL;
+
+			fflush(stdout);
+			rc = fetch_users(base, cfg->api_token, args->insecure, &users);
+			if (rc == 0)
+				print_mailboxes(users);
+			json_decref(users);
+		}
 	}
 	json_decref(doc);
 	buf_free(&f.body);
