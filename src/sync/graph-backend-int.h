@@ -41,7 +41,8 @@ typedef void gcall_fn(struct gcall *c, const struct http_response *r,
 /* One Graph request, from its queueing to its end. */
 struct gcall {
 	struct sync_backend *b;
-	struct list_node link; /* in b->waiting while it waits for a slot */
+	struct list_node link;     /* in b->waiting while it waits for a slot */
+	struct list_node own_link; /* in b->owned: a call no mailbox holds (freed with b) */
 	enum graph_req req;
 	enum http_method method;
 	char *url;    /* absolute */
@@ -73,6 +74,7 @@ struct sync_backend {
 	int64_t gate_until_usec; /* an app-wide Retry-After: nothing is sent before */
 	uv_timer_t gate_timer;
 	struct list_node discovers; /* of struct gdiscover, to cancel at free */
+	struct list_node owned;     /* of struct gcall by own_link: calls no mailbox holds */
 	/* Answers that need no request (delta mode's subscribe and unsubscribe), given from the
 	 * loop soon after, never inside the op that asked. */
 	struct list_node soon; /* of struct sync_backend_mb by soon_link */

@@ -47,6 +47,8 @@ static void graph_free(struct sync_backend *b)
 	graph_discovers_cancel(b);
 	while (!list_empty(&b->waiting))
 		gcall_cancel(container_of(b->waiting.next, struct gcall, link));
+	while (!list_empty(&b->owned))
+		gcall_cancel(container_of(b->owned.next, struct gcall, own_link));
 	graph_notify_close(b);
 	oauth_free(b->oauth);
 	http_client_free(b->http);
@@ -91,6 +93,7 @@ static int graph_open(struct sync_engine *e, struct sync_backend **out, struct e
 	b->g = g;
 	list_init(&b->waiting);
 	list_init(&b->discovers);
+	list_init(&b->owned);
 	list_init(&b->soon);
 	uv_timer_init(e->loop, &b->gate_timer);
 	uv_timer_init(e->loop, &b->soon_timer);

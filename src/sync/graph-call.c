@@ -36,6 +36,7 @@ void gcall_free(struct gcall *c)
 		return;
 	if (c->in_slot)
 		c->b->in_slots--;
+	list_unlink(&c->own_link);
 	free(c->url);
 	free(c->body);
 	free(c->prefer);

@@ -178,12 +178,38 @@ bool graph_leave_home(struct sync_backend *b, struct mb *mb)
 
 static void renew_one(struct sync_backend *b, struct mb *mb);
 
+static void on_old_deleted(struct gcall *c, const struct http_response *r,
+                           const struct graph_verdict *v)
+{
+	if (v->cls != GRAPH_OK)
+		log_debug("graph: deleting a subscription of before the restart: %s", v->msg);
+	gcall_free(c);
+}
+
+/*
+ * A subscription stored before a restart is not resumed but replaced: while calsync was down,
+ * Graph's POSTs to it failed, and Graph holds its later notifications back behind a growing
+ * retry interval (up to 30 minutes, for up to 4 hours), so resuming it would leave the mailbox
+ * deaf for that long. The old one is deleted, the engine subscribes again and re-reads.
+ */
 void graph_resume(struct sync_backend *b, struct mb *mb)
 {
-	graph_feed_opened(b, mb);
-	mb->bmb->sub_expires_utc = 0; /* unknown after a restart: renew now, which also checks */
-	if (mb->bmb->sub_key != NULL)
-		renew_one(b, mb);
+	char *path = NULL, *url;
+	struct err err = {0};
+
+	if (b->g->mode != CFG_GRAPH_NOTIFY || mb->sub_id == NULL)
+		return;
+	if (graph_url_subscription(mb->sub_id, &path, &err) == 0) {
+		struct gcall *c;
+
+		url = graph_url_join(b->base, path);
+		free(path);
+		c = gcall_new(b, GRAPH_REQ_SUB_DELETE, HTTP_DELETE, url, on_old_deleted, NULL);
+		free(url);
+		list_append(&b->owned, &c->own_link);
+		gcall_start(c);
+	}
+	sync_mb_feed_lost(mb, 0);
 }
 
 static void on_renewed(struct gcall *c, const struct http_response *r,

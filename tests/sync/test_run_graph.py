@@ -303,3 +303,37 @@ def test_access_denied_parks_with_the_fix_and_recovers(sim_factory, calsync_fact
     cs.wait_live(timeout=DEADLINE)
     cs.wait_state(m, DEADLINE, state="busy", subject="Consented")
     assert cs.stop() == 0
+
+
+def test_notification_endpoint_down_and_restart(sim_factory, calsync_factory, certs):
+    """calsync killed (its endpoint down, Graph's POSTs failing and retried with a growing
+    interval), appointments changed meanwhile, then started again: it replaces the stored
+    subscriptions (their notifications are held back behind the retry interval), reads every
+    window again, and misses nothing; notifications flow to the new process at once."""
+    mbs = [user(1), user(2)]
+    sim, cs = notify_sim_and_calsync(sim_factory, calsync_factory, certs, mbs)
+    m = mbs[0]
+    wait_for(lambda: subscription_of(sim, m), timeout=DEADLINE, what="a subscription of %s" % m)
+    subs_before = {s["id"] for mb in mbs for s in subscription_of(sim, mb)}
+    iid = busy_now(sim, m, "Before the outage")
+    cs.wait_state(m, 10, state="busy", subject="Before the outage")
+    cs.kill9()
+    patch_item(sim, m, iid, subject="During the outage")
+    busy_now(sim, mbs[1], "Also during the outage")
+    # Graph tries to deliver and fails while nobody listens.
+    wait_for(lambda: counter_of(counters(sim), "graph_notifications", "failed") >= 1, timeout=20,
+             what="a failed notification POST")
+    cs.start()
+    cs.wait_state(m, DEADLINE, state="busy", subject="During the outage")
+    cs.wait_state(mbs[1], DEADLINE, state="busy", subject="Also during the outage")
+    cs.wait_live()
+    # New subscriptions, one per mailbox; the old ones deleted.
+    def replaced():
+        now = {s["id"] for mb in mbs for s in subscription_of(sim, mb)}
+        return len(now) == len(mbs) and not now & subs_before
+    wait_for(replaced, timeout=DEADLINE, what="the stored subscriptions replaced")
+    # And notifications flow to the new process.
+    patch_item(sim, m, iid, subject="After the outage")
+    cs.wait_state(m, 10, state="busy", subject="After the outage")
+    cs.wait_mirrors_equal()
+    assert cs.stop() == 0
