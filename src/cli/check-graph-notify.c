@@ -35,8 +35,6 @@
 #include "sync/graph-listen.h"
 
 /* The listener's address when <notifications> names none (as src/sync/graph-notify.c). */
-#define CHECK_LISTEN_DEFAULT_HOST "0.0.0.0"
-#define CHECK_LISTEN_DEFAULT_PORT 8443u
 
 /* Graph wants the validation answered within 10 seconds. */
 #define CHECK_VALIDATION_TIMEOUT_MS 10000L
@@ -211,8 +209,8 @@ static void on_posted(void *ctx, const char *body, size_t len)
 /* The address and port calsync run listens on. */
 static void listen_addr(const struct cfg_graph *g, const char **host, unsigned *port)
 {
-	*host = g->listen_host != NULL ? g->listen_host : CHECK_LISTEN_DEFAULT_HOST;
-	*port = g->listen_host != NULL ? g->listen_port : CHECK_LISTEN_DEFAULT_PORT;
+	*host = g->listen_host != NULL ? g->listen_host : CFG_GRAPH_LISTEN_HOST;
+	*port = g->listen_host != NULL ? g->listen_port : CFG_GRAPH_LISTEN_PORT;
 }
 
 /* The address is in use: a running calsync answers a validation request there. */

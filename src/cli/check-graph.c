@@ -40,27 +40,9 @@
 
 /* ---- the sample ------------------------------------------------------------------------------ */
 
-/* The routing domains of Exchange Online's tenants, as src/sync/discover.c knows them:
- * worldwide, US Government, 21Vianet. */
-static const char *const cloud_suffixes[] = {
-	".mail.onmicrosoft.com",
-	".mail.onmicrosoft.us",
-	".mail.partner.onmschina.cn",
-};
-
 bool check_is_cloud_address(const char *addr)
 {
-	size_t n = strlen(addr);
-
-	if (strchr(addr, '@') == NULL)
-		return false;
-	for (size_t k = 0; k < sizeof(cloud_suffixes) / sizeof(cloud_suffixes[0]); k++) {
-		size_t m = strlen(cloud_suffixes[k]);
-
-		if (n > m && strcasecmp(addr + n - m, cloud_suffixes[k]) == 0)
-			return true;
-	}
-	return false;
+	return cfg_is_cloud_address(addr);
 }
 
 static void graph_sample(struct check *c)
@@ -89,22 +71,6 @@ static void graph_sample(struct check *c)
 }
 
 /* ---- graph-token ----------------------------------------------------------------------------- */
-
-/* http:// is accepted for the token endpoint only on a loopback address (a simulator), as the
- * daemon's Graph backend does. */
-static bool loopback_http(const char *url)
-{
-	static const char *const ok[] = {"http://127.0.0.1", "http://[::1]", "http://localhost"};
-
-	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
-		size_t n = strlen(ok[i]);
-
-		if (strncmp(url, ok[i], n) == 0 &&
-		    (url[n] == ':' || url[n] == '/' || url[n] == '\0'))
-			return true;
-	}
-	return false;
-}
 
 /* base64url (padding optional) of s[0..n) into an owned NUL-terminated buffer, or NULL. */
 static char *b64url_decode(const char *s, size_t n, size_t *out_len)
@@ -237,7 +203,7 @@ static bool graph_token(struct check *c)
 		.cert_pem = gc->cert_pem,
 		.key_pem = gc->key_pem,
 		.timeout_usec = CHECK_CALL_TIMEOUT_USEC,
-		.allow_http = loopback_http(gc->authority),
+		.allow_http = cfg_is_loopback_http(gc->authority),
 	};
 	struct oauth *o = NULL;
 	struct oauth_status st = {0};

@@ -160,6 +160,10 @@ static int el_notifications(struct parser *p, xmlNode *n)
 	cfgp_check_attrs(p, n, known);
 	g->mode = CFG_GRAPH_NOTIFY;
 	rc = cfgp_get_listen(p, n, "listen", &g->listen_host, &g->listen_port);
+	if (rc == 0 && g->listen_host == NULL) {
+		g->listen_host = xstrdup(CFG_GRAPH_LISTEN_HOST);
+		g->listen_port = CFG_GRAPH_LISTEN_PORT;
+	}
 	if (rc == 0)
 		rc = cfgp_get_url(p, n, "url", &g->notify_url);
 	if (rc == 0 && g->notify_url == NULL)
@@ -318,6 +322,40 @@ void cfgp_graph_free(struct cfg_graph *g)
 	free(g->notify_tls_cert_pem);
 	cfgp_wipe_free(g->notify_tls_key_pem);
 	free(g);
+}
+
+bool cfg_is_cloud_address(const char *addr)
+{
+	static const char *const suffixes[] = {
+		".mail.onmicrosoft.com",
+		".mail.onmicrosoft.us",
+		".mail.partner.onmschina.cn",
+	};
+	size_t n = strlen(addr);
+
+	if (strchr(addr, '@') == NULL)
+		return false;
+	for (size_t k = 0; k < sizeof(suffixes) / sizeof(suffixes[0]); k++) {
+		size_t m = strlen(suffixes[k]);
+
+		if (n > m && strcasecmp(addr + n - m, suffixes[k]) == 0)
+			return true;
+	}
+	return false;
+}
+
+bool cfg_is_loopback_http(const char *url)
+{
+	static const char *const ok[] = {"http://127.0.0.1", "http://[::1]", "http://localhost"};
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		size_t n = strlen(ok[i]);
+
+		if (strncmp(url, ok[i], n) == 0 &&
+		    (url[n] == ':' || url[n] == '/' || url[n] == '\0'))
+			return true;
+	}
+	return false;
 }
 
 const char *cfg_backend_name(enum cfg_backend b)

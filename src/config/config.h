@@ -238,6 +238,19 @@ void cfg_free(struct cfg *cfg);
 /* Frees the lines and leaves w empty. */
 void cfg_warnings_clear(struct cfg_warnings *w);
 
+/* Whether addr (local@domain) is a mailbox's address in Exchange Online: a tenant's routing
+ * domain (the targetAddress of a mailbox moved there), worldwide *.mail.onmicrosoft.com, US
+ * Government *.mail.onmicrosoft.us, 21Vianet *.mail.partner.onmschina.cn. */
+bool cfg_is_cloud_address(const char *addr);
+
+/* Whether url is http:// on a loopback address (a simulator): the only http:// the Graph side
+ * accepts for its token endpoint. */
+bool cfg_is_loopback_http(const char *url);
+
+/* The notification listener's address when <notifications> names none. */
+#define CFG_GRAPH_LISTEN_HOST "0.0.0.0"
+#define CFG_GRAPH_LISTEN_PORT 8443u
+
 /* "auto", "ews", "graph". */
 const char *cfg_backend_name(enum cfg_backend b);
 

@@ -245,6 +245,39 @@ TEST(refusals_name_the_place)
 	drop("s");
 }
 
+TEST(cloud_addresses_and_loopback)
+{
+	CHECK(cfg_is_cloud_address("alice@contoso.mail.onmicrosoft.com"));
+	CHECK(cfg_is_cloud_address("Bob@Fabrikam.MAIL.onmicrosoft.us"));
+	CHECK(cfg_is_cloud_address("c@x.mail.partner.onmschina.cn"));
+	CHECK(!cfg_is_cloud_address("alice@contoso.onmicrosoft.com")); /* a tenant domain */
+	CHECK(!cfg_is_cloud_address("alice@contoso.example"));
+	CHECK(!cfg_is_cloud_address("mail.onmicrosoft.com"));
+	CHECK(cfg_is_loopback_http("http://127.0.0.1:8080/x"));
+	CHECK(cfg_is_loopback_http("http://[::1]/"));
+	CHECK(cfg_is_loopback_http("http://localhost"));
+	CHECK(!cfg_is_loopback_http("http://127.0.0.10/"));
+	CHECK(!cfg_is_loopback_http("http://localhost.evil.example/"));
+	CHECK(!cfg_is_loopback_http("https://127.0.0.1/"));
+}
+
+TEST(notifications_listen_by_default_on_8443)
+{
+	struct cfg *cfg = NULL;
+	struct err err = {0};
+
+	put("s", "secret\n", 0600);
+	CHECK_EQ(parse("<graph tenant='" TENANT "' client_id='" CLIENT "'><secret file='s'/>"
+	               "<notifications url='https://calsync.example/g'/></graph>",
+	               &cfg, NULL, &err),
+	         0);
+	REQUIRE(cfg != NULL && cfg->graph != NULL);
+	CHECK_STREQ(cfg->graph->listen_host, "0.0.0.0");
+	CHECK_EQ(cfg->graph->listen_port, 8443u);
+	cfg_free(cfg);
+	drop("s");
+}
+
 int main(void)
 {
 	(void)snprintf(dir, sizeof(dir), "/tmp/test-config-graph-XXXXXX");
@@ -257,6 +290,8 @@ int main(void)
 	RUN(every_setting);
 	RUN(secret_from_environment);
 	RUN(refusals_name_the_place);
+	RUN(cloud_addresses_and_loopback);
+	RUN(notifications_listen_by_default_on_8443);
 	(void)rmdir(dir);
 	return harness_done();
 }

@@ -36,30 +36,6 @@ static const struct ews_user_settings *user_of(const struct discover *d,
 	return NULL;
 }
 
-/* The routing domains of Exchange Online's tenants (the targetAddress of a mailbox moved there):
- * worldwide, US Government, 21Vianet. */
-static const char *const cloud_suffixes[] = {
-	".mail.onmicrosoft.com",
-	".mail.onmicrosoft.us",
-	".mail.partner.onmschina.cn",
-};
-
-/* Whether addr (local@domain) is a mailbox's address in Exchange Online. */
-static bool is_cloud_address(const char *addr)
-{
-	size_t n = strlen(addr);
-
-	if (strchr(addr, '@') == NULL)
-		return false;
-	for (size_t k = 0; k < sizeof(cloud_suffixes) / sizeof(cloud_suffixes[0]); k++) {
-		size_t m = strlen(cloud_suffixes[k]);
-
-		if (n > m && strcasecmp(addr + n - m, cloud_suffixes[k]) == 0)
-			return true;
-	}
-	return false;
-}
-
 /* Mailbox i's home, or why it has none (the mailbox is parked). A mailbox moved to Exchange
  * Online is a mail user on premises: Autodiscover answers RedirectAddress with its cloud
  * address, and the mailbox is Graph's. */
@@ -69,7 +45,7 @@ static void home_of(const struct discover *d, const struct ews_response *resp, s
 	const struct ews_user_settings *u = user_of(d, resp, i);
 
 	if (u != NULL && u->error_code != NULL && strcmp(u->error_code, "RedirectAddress") == 0 &&
-	    u->redirect_target != NULL && is_cloud_address(u->redirect_target)) {
+	    u->redirect_target != NULL && cfg_is_cloud_address(u->redirect_target)) {
 		h->backend = "graph";
 		(void)snprintf(h->res.msg, sizeof(h->res.msg),
 		               "Autodiscover: moved to Exchange Online (RedirectAddress %.200s)",

@@ -16,21 +16,6 @@
 #include "http/oauth.h"
 #include "sync/graph-backend-int.h"
 
-/* http:// is accepted for the token endpoint only on a loopback address: a simulator. */
-static bool loopback_http(const char *url)
-{
-	static const char *const ok[] = {"http://127.0.0.1", "http://[::1]", "http://localhost"};
-
-	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
-		size_t n = strlen(ok[i]);
-
-		if (strncmp(url, ok[i], n) == 0 &&
-		    (url[n] == ':' || url[n] == '/' || url[n] == '\0'))
-			return true;
-	}
-	return false;
-}
-
 static void on_handle_closed(uv_handle_t *h)
 {
 	struct sync_backend *b = h->data;
@@ -70,7 +55,7 @@ static int open_token(struct sync_backend *b, struct err *err)
 		.client_secret = g->client_secret,
 		.cert_pem = g->cert_pem,
 		.key_pem = g->key_pem,
-		.allow_http = loopback_http(g->authority),
+		.allow_http = cfg_is_loopback_http(g->authority),
 	};
 
 	return oauth_new(b->http, &o, &b->oauth, err);

@@ -27,10 +27,6 @@
 #include "graph/graph-url.h"
 #include "sync/graph-listen.h"
 
-/* The listener's default address when <notifications> names none. */
-#define GRAPH_LISTEN_DEFAULT_HOST "0.0.0.0"
-#define GRAPH_LISTEN_DEFAULT_PORT 8443u
-
 /* mb's clientState: 64 hex digits. */
 static void client_state(const struct sync_backend *b, const struct mb *mb, char out[65])
 {
@@ -380,8 +376,8 @@ int graph_notify_open(struct sync_backend *b, struct err *err)
 {
 	const struct cfg_graph *g = b->g;
 	struct graph_listen_opts o = {
-		.host = g->listen_host != NULL ? g->listen_host : GRAPH_LISTEN_DEFAULT_HOST,
-		.port = g->listen_host != NULL ? g->listen_port : GRAPH_LISTEN_DEFAULT_PORT,
+		.host = g->listen_host != NULL ? g->listen_host : CFG_GRAPH_LISTEN_HOST,
+		.port = g->listen_host != NULL ? g->listen_port : CFG_GRAPH_LISTEN_PORT,
 		.tls_cert_pem = g->notify_tls_cert_pem,
 		.tls_key_pem = g->notify_tls_key_pem,
 	};
