@@ -725,7 +725,7 @@ static const struct bad bad_cases[] = {
 	{"basic_without_user", OWN("<account auth='basic' password_env='X'/>"),
          "calsync.xml:2: <account auth=\"basic\">: needs user", NULL},
 	{"bearer_without_token", OWN("<account auth='bearer'/>"),
-         "calsync.xml:2: <account auth=\"bearer\">: needs one of token_file and token_env", NULL},
+         "calsync.xml:2: <account auth=\"bearer\">: needs one of token_file, token_env and oauth=\"graph\"", NULL},
 	{"token_with_ntlm", OWN("<account user='u' password_env='P' token_env='T'/>"),
          "calsync.xml:2: <account auth=\"ntlm\">: a token is only used with auth=\"bearer\"", NULL},
 	{"password_with_bearer", OWN("<account auth='bearer' token_env='T' password_env='P'/>"),
