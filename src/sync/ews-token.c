@@ -36,6 +36,7 @@ struct sync_ews_call {
 	struct ews_call *call;  /* on the wire, or NULL */
 	struct oauth_waiter *ow;
 	ews_done_fn *done;
+	ews_chunk_fn *chunk; /* streaming: the caller's */
 	void *ctx;
 	/* oauth: the request, kept to send once a token is there and again after a 401 */
 	struct ews_call_opts o; /* its strings point at the copies below */
@@ -98,6 +99,15 @@ static void end_without_answer(struct sync_ews_call *c, int rc, const struct err
 }
 
 static void on_done(void *ctx, struct ews_call *call, const struct ews_result *r);
+
+/* The transport hands one ctx to both callbacks: the caller's chunk callback gets its own. It
+ * may cancel c; nothing touches c after it returns. */
+static int on_chunk(void *ctx, const char *data, size_t len, struct err *err)
+{
+	struct sync_ews_call *c = ctx;
+
+	return c->chunk(c->ctx, data, len, err);
+}
 
 /* Posts c with token. 0, or the transport's error (nothing was sent). */
 static int post_with(struct sync_ews_call *c, const char *token, struct err *err)
@@ -216,11 +226,16 @@ int sync_ews_call(struct sync_backend *b, const struct ews_call_opts *o, const c
 
 	c->b = b;
 	c->done = done;
+	c->chunk = o->chunk_fn;
 	c->ctx = ctx;
 	if (b->oauth == NULL) {
-		rc = ews_transport_post(b->transport, o, body, len, on_done, c, &c->call, err);
+		struct ews_call_opts po = *o;
+
+		po.chunk_fn = o->chunk_fn != NULL ? on_chunk : NULL;
+		rc = ews_transport_post(b->transport, &po, body, len, on_done, c, &c->call, err);
 	} else {
 		keep_request(c, o, body, len);
+		c->o.chunk_fn = o->chunk_fn != NULL ? on_chunk : NULL;
 		rc = acquire(c, &token_failed, err);
 		if (rc < 0 && token_failed) {
 			/* The provider is backing off: the call ends from the loop, as if the
