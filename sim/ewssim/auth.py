@@ -478,13 +478,15 @@ class Authenticator:
         except Exception:
             return False
 
-    async def _response_401(self, request, www_authenticate):
+    async def _response_401(self, request, www_authenticate, extra=None):
         drained = await self._drain(request)
         headers = CIMultiDict()
         headers["Content-Type"] = "text/html"
         headers["Server"] = "Microsoft-IIS/10.0"
         for value in www_authenticate:
             headers.add("WWW-Authenticate", value)
+        for k, v in (extra or {}).items():
+            headers[k] = v
         headers["X-Powered-By"] = "ASP.NET"
         resp = web.Response(status=401, headers=headers, text=None,
                             body=_IIS_401_BODY.encode("ascii"))
@@ -526,11 +528,17 @@ class Authenticator:
     # --------------------------------------------------------------- Bearer
     async def _bearer(self, request, token):
         account = self.bearer_lookup(token) if token else None
+        diag = None
+        if isinstance(account, tuple):
+            account, diag = account
         if account is not None:
             log.debug("auth: Bearer ok account=%r", account)
             return account
-        log.info("auth: Bearer token rejected")
-        return await self._unauthorized(request, "credentials")
+        log.info("auth: Bearer token rejected%s", (": " + diag) if diag else "")
+        if self.on_failure is not None:
+            self.on_failure("credentials")
+        extra = {"x-ms-diagnostics": diag} if diag else None
+        return await self._response_401(request, self._challenge_headers(request), extra)
 
     # ----------------------------------------------------------------- NTLM
     async def _ntlm(self, request, transport, state, scheme, param):

@@ -33,6 +33,9 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 CLOCK_SKEW = 300  # seconds of clock skew allowed on assertion times
 MAX_ASSERTION_LIFETIME = 86400  # an assertion valid for longer than a day is refused (choice)
 DEFAULT_ROLES = ("Calendars.Read", "User.Read.All")
+# The roles of a token for an on-premises Exchange resource (Hybrid Modern Authentication): the
+# Office 365 Exchange Online application permission that EWS impersonation needs.
+EWS_ROLES = ("full_access_as_app",)
 MAX_TOKENS = 20000  # live tokens kept; expired ones are dropped first
 
 
@@ -58,9 +61,10 @@ class Certificate:
 
 
 class Token:
-    __slots__ = ("value", "client_id", "issued", "expires", "roles", "via", "uti")
+    __slots__ = ("value", "client_id", "issued", "expires", "roles", "via", "uti", "aud")
 
-    def __init__(self, value, client_id, issued, expires, roles, via, uti):
+    def __init__(self, value, client_id, issued, expires, roles, via, uti, aud=None):
+        self.aud = aud or gu.GRAPH_RESOURCE
         self.value = value
         self.client_id = client_id
         self.issued = issued
@@ -109,6 +113,10 @@ class Directory:
         self.roles = list(DEFAULT_ROLES)
         self.sp_object_id = gu.guid_for("sp", self.tenant_id, self.client_id)
         self.tokens = {}
+        # The on-premises EWS resources (scheme://host[:port], lower case) that are service
+        # principal names of Office 365 Exchange Online in this tenant (HMA): main adds the
+        # EWS listener's.
+        self.ews_resources = set()
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.kid = gu.b64url(hashlib.sha1(self._key.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).digest())
@@ -249,7 +257,7 @@ class Directory:
                            "consented to by any user in the tenant. You may have sent your authentication request "
                            "to the wrong tenant." % (form["client_id"], "%s.onmicrosoft.com" % self.tenant_name))
         scope = self._required(form, "scope")
-        self._scope(request, scope)
+        resource = self._scope(request, scope)
         secret = form.get("client_secret")
         assertion = form.get("client_assertion")
         if secret and assertion:
@@ -282,13 +290,16 @@ class Directory:
             raise AadError(401, "invalid_client", 7000218,
                            "The request body must contain the following parameter: 'client_assertion' or "
                            "'client_secret'.")
-        return self.issue(via)
+        return self.issue(via, resource)
 
     def _scope(self, request, scope):
         scopes = scope.split()
         good = self.graph_scopes(request)
         if len(scopes) == 1 and scopes[0] in good:
-            return
+            return gu.GRAPH_RESOURCE
+        if len(scopes) == 1 and scopes[0].endswith("/.default") and \
+                scopes[0][: -len("/.default")].lower() in self.ews_resources:
+            return scopes[0][: -len("/.default")].lower()
         defaults = [s for s in scopes if s.endswith("/.default")]
         if len(scopes) == 1 and defaults:
             raise AadError(400, "invalid_resource", 500011,
@@ -386,15 +397,17 @@ class Directory:
 
     # -- access tokens ------------------------------------------------------------------
 
-    def issue(self, via):
+    def issue(self, via, resource=None):
+        resource = resource or gu.GRAPH_RESOURCE
+        roles = list(self.roles) if resource == gu.GRAPH_RESOURCE else list(EWS_ROLES)
         now = self.sim.clock.time()
         exp = now + self.token_lifetime
         uti = gu.b64url(secrets.token_bytes(16))
         iss = "https://sts.windows.net/%s/" % self.tenant_id
-        claims = {"aud": gu.GRAPH_RESOURCE, "iss": iss, "iat": int(now), "nbf": int(now), "exp": int(exp),
+        claims = {"aud": resource, "iss": iss, "iat": int(now), "nbf": int(now), "exp": int(exp),
                   "aio": gu.b64url(secrets.token_bytes(24)), "app_displayname": self.app_name,
                   "appid": self.client_id, "appidacr": "2" if via == "certificate" else "1", "idp": iss,
-                  "idtyp": "app", "oid": self.sp_object_id, "roles": list(self.roles), "sub": self.sp_object_id,
+                  "idtyp": "app", "oid": self.sp_object_id, "roles": roles, "sub": self.sp_object_id,
                   "tid": self.tenant_id, "uti": uti, "ver": "1.0"}
         header = {"typ": "JWT", "nonce": gu.b64url(secrets.token_bytes(24)), "alg": "RS256", "x5t": self.kid,
                   "kid": self.kid}
@@ -405,7 +418,7 @@ class Directory:
         if len(self.tokens) >= MAX_TOKENS:
             for k in [k for k, t in self.tokens.items() if t.expires <= now] or list(self.tokens)[:1000]:
                 self.tokens.pop(k, None)
-        tok = Token(value, self.client_id, now, exp, tuple(self.roles), via, uti)
+        tok = Token(value, self.client_id, now, exp, tuple(roles), via, uti, resource)
         self.tokens[value] = tok
         return tok
 
@@ -431,7 +444,29 @@ class Directory:
         now = self.sim.clock.time()
         if now >= tok.expires:
             raise GraphError(401, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.")
+        if tok.aud != gu.GRAPH_RESOURCE:
+            raise GraphError(401, "InvalidAuthenticationToken", "Invalid audience.")
         return tok
+
+    def ews_token(self, value):
+        """(Token, None) when value is an access token this tenant issued for one of the EWS
+        resources, live on the sim clock; else (None, the x-ms-diagnostics value on-premises
+        Exchange answers with: code;reason="...";error_category="...")."""
+        tok = self.tokens.get(value)
+        if tok is None:
+            if value.count(".") != 2:
+                return None, '2000001;reason="The token should have valid JWT format.";error_category="invalid_token"'
+            return None, ('2000003;reason="The token was not issued by a trusted issuer or was revoked.";'
+                          'error_category="invalid_token"')
+        if tok.aud not in self.ews_resources:
+            return None, ('2000008;reason="The audience claim value \'%s\' is invalid for this server.";'
+                          'error_category="invalid_resource"' % tok.aud)
+        if self.sim.clock.time() >= tok.expires:
+            return None, '2000007;reason="The token has expired.";error_category="invalid_token"'
+        if "full_access_as_app" not in tok.roles:
+            return None, ('2000009;reason="The token has no full_access_as_app role.";'
+                          'error_category="insufficient_claims"')
+        return tok, None
 
     def www_authenticate(self, request):
         return ('Bearer realm="", authorization_uri="%s/common/oauth2/authorize", client_id="%s"'

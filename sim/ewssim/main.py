@@ -259,6 +259,9 @@ async def serve(a):
         "service_account": a.service_account,
     }
     if graph_runner is not None:
+        # Hybrid Modern Authentication: the EWS listener's URL is a service principal name of
+        # Office 365 Exchange Online in the tenant, so its tokens are for this server.
+        sim.graph.auth.ews_resources.add(("%s://%s:%d" % (scheme, host, ews_port)).lower())
         gport = graph_runner.addresses[0][1]
         ghost = a.graph_listen[0] if ":" not in a.graph_listen[0] else "[%s]" % a.graph_listen[0]
         login = "%s://%s:%d" % (scheme, ghost, gport)

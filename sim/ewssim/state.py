@@ -223,7 +223,7 @@ class Sim:
         # calendar leaves the cache and is kept for good.
         self.calendar_cache = collections.OrderedDict()
         self.calendar_cache_size = calendar_cache
-        self.add_account(service_account, service_password, "all")
+        self.service_account_smtp = self.add_account(service_account, service_password, "all").smtp
         self.latency = 0.0  # seconds added to every EWS request (--latency-ms)
         # Hybrid: which mailboxes live in Exchange Online (served by Graph, refused by EWS,
         # redirected by Autodiscover to <local>@<routing_domain>), and the moves since.
@@ -269,7 +269,18 @@ class Sim:
         return a.smtp, a.password
 
     def lookup_bearer(self, token):
-        return self.bearer_tokens.get(token)
+        """The account a bearer token acts as: a static --bearer-token, or an access token of
+        the Graph simulator's tenant for the EWS resource (Hybrid Modern Authentication: the app
+        acts as the service account, whose impersonation rights it has). None, or (None,
+        x-ms-diagnostics) when the token is refused."""
+        acct = self.bearer_tokens.get(token)
+        if acct is not None or self.graph is None:
+            return acct
+        tok, diag = self.graph.auth.ews_token(token)
+        if tok is None:
+            self.counters.inc("ews_bearer_refused", diag.split(";", 1)[0])
+            return None, diag
+        return self.service_account_smtp
 
     # -- mailboxes ------------------------------------------------------------------------
 

@@ -75,11 +75,87 @@ int cfgp_el_autodiscover(struct parser *p, xmlNode *n)
 
 /* -- <account>, <tls> ---------------------------------------------------------------------- */
 
+/* An OAuth scope for EWS: "https://host[:port]/.default", no spaces or control characters. */
+static bool valid_scope(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (strncmp(s, "https://", 8) != 0 && strncmp(s, "http://", 7) != 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f)
+			return false;
+	return n > 9 && strcmp(s + n - 9, "/.default") == 0;
+}
+
+/* The default scope of EWS tokens: the EWS (else the Autodiscover) URL's scheme and host (with
+ * its port) + "/.default"; NULL when neither is known. */
+static char *default_ews_scope(const struct parser *p)
+{
+	const struct cfg *c = p->cfg;
+	char *url = c->ews_url != NULL
+	                    ? xstrdup(c->ews_url)
+	                    : cfg_autodiscover_url(c, p->n_mbx > 0 ? p->mbx[0].smtp : NULL);
+	const char *host = url != NULL ? strstr(url, "://") : NULL;
+	char *end;
+	char *scope;
+	size_t n;
+
+	if (host == NULL) {
+		free(url);
+		return NULL;
+	}
+	end = strchr(host + 3, '/');
+	n = end != NULL ? (size_t)(end - url) : strlen(url);
+	scope = xmalloc(n + sizeof("/.default"));
+	memcpy(scope, url, n);
+	memcpy(scope + n, "/.default", sizeof("/.default"));
+	free(url);
+	return scope;
+}
+
+/* oauth="graph": the provider needs <graph>, and no static token beside it. */
+static int oauth_finish(struct parser *p)
+{
+	struct cfg *c = p->cfg;
+
+	if (!c->token_oauth) {
+		if (c->token_scope != NULL)
+			return err_set(p->err, -EINVAL,
+			               "%s:%ld: <account scope>: only used with oauth=\"graph\"",
+			               p->name, line_of(p->account));
+		return 0;
+	}
+	if (c->auth != EWS_AUTH_BEARER)
+		return err_set(p->err, -EINVAL,
+		               "%s:%ld: <account oauth=\"graph\">: needs auth=\"bearer\"", p->name,
+		               line_of(p->account));
+	if (p->token_src.attr != NULL)
+		return err_set(p->err, -EINVAL,
+		               "%s:%ld: <account oauth=\"graph\">: give either oauth or %s, not "
+		               "both",
+		               p->name, line_of(p->account), p->token_src.attr);
+	if (c->graph == NULL)
+		return err_set(p->err, -EINVAL,
+		               "%s:%ld: <account oauth=\"graph\">: needs a <graph> section (its "
+		               "tenant, client_id and secret or certificate get the tokens)",
+		               p->name, line_of(p->account));
+	if (c->token_scope == NULL)
+		c->token_scope = default_ews_scope(p);
+	if (c->token_scope == NULL)
+		return err_set(
+			p->err, -EINVAL,
+			"%s:%ld: <account oauth=\"graph\">: no EWS or Autodiscover URL to "
+			"take the token's scope from; set scope=\"https://<EWS host>/.default\"",
+			p->name, line_of(p->account));
+	return 0;
+}
+
 int cfgp_el_account(struct parser *p, xmlNode *n)
 {
-	static const char *const known[] = {"user",         "auth",       "password_file",
-	                                    "password_env", "token_file", "token_env",
-	                                    "password",     "token",      NULL};
+	static const char *const known[] = {
+		"user",     "auth",  "password_file", "password_env", "token_file", "token_env",
+		"password", "token", "oauth",         "scope",        NULL};
 	const char *v;
 	int rc;
 
@@ -105,7 +181,21 @@ int cfgp_el_account(struct parser *p, xmlNode *n)
 				"unknown authentication; accepted: basic, ntlm, negotiate, "
 				"bearer, none (any case)");
 	}
-	rc = cfgp_get_secret(p, n, "password", "password_file", "password_env", &p->password_src);
+	v = cfgp_attr(p, n, "oauth");
+	if (v != NULL && strcmp(v, "graph") != 0)
+		return cfgp_fail_attr(
+			p, n, "oauth", v,
+			"unknown token provider; accepted: graph (the app registration "
+			"of <graph>)");
+	p->cfg->token_oauth = v != NULL;
+	rc = cfgp_get_text(p, n, "scope", false, &p->cfg->token_scope);
+	if (rc == 0 && p->cfg->token_scope != NULL && !valid_scope(p->cfg->token_scope))
+		return cfgp_fail_attr(
+			p, n, "scope", p->cfg->token_scope,
+			"not a scope; accepted: e.g. https://mail.contoso.com/.default");
+	if (rc == 0)
+		rc = cfgp_get_secret(p, n, "password", "password_file", "password_env",
+		                     &p->password_src);
 	if (rc == 0)
 		rc = cfgp_get_secret(p, n, "token", "token_file", "token_env", &p->token_src);
 	return rc;
@@ -140,16 +230,19 @@ int cfgp_account_finish(struct parser *p)
 
 	if (p->account == NULL)
 		return 0;
+	rc = oauth_finish(p);
+	if (rc < 0)
+		return rc;
 	if ((c->auth == EWS_AUTH_BASIC || c->auth == EWS_AUTH_NTLM) &&
 	    (c->user == NULL || !(p->password_src.attr != NULL)))
 		return err_set(p->err, -EINVAL,
 		               "%s:%ld: <account auth=\"%s\">: needs user and one of password_file "
 		               "and password_env",
 		               p->name, line_of(p->account), auth);
-	if (c->auth == EWS_AUTH_BEARER && !(p->token_src.attr != NULL))
+	if (c->auth == EWS_AUTH_BEARER && !c->token_oauth && !(p->token_src.attr != NULL))
 		return err_set(p->err, -EINVAL,
-		               "%s:%ld: <account auth=\"bearer\">: needs one of token_file and "
-		               "token_env",
+		               "%s:%ld: <account auth=\"bearer\">: needs one of token_file, "
+		               "token_env and oauth=\"graph\"",
 		               p->name, line_of(p->account));
 	if (c->auth != EWS_AUTH_BEARER && (p->token_src.attr != NULL))
 		return err_set(p->err, -EINVAL,

@@ -286,6 +286,7 @@ void cfg_free(struct cfg *cfg)
 	free(cfg->user);
 	cfgp_wipe_free(cfg->password);
 	cfgp_wipe_free(cfg->token);
+	free(cfg->token_scope);
 	free(cfg->ca_file);
 	for (size_t i = 0; i < cfg->n_mailboxes; i++)
 		free(cfg->mailboxes[i]);

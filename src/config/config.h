@@ -154,8 +154,13 @@ struct cfg {
 	char *user; /* service account; NULL for none and bearer */
 	enum ews_auth auth;
 	char *password; /* read from a file or the environment; wiped by cfg_free() */
-	char *token;    /* bearer only; same */
-	char *ca_file;  /* NULL: the system's trust store */
+	char *token;    /* bearer only, from token_file or token_env; same */
+	/* bearer with oauth="graph": tokens come from the OAuth client-credentials provider with
+	 * <graph>'s app registration (token is NULL then), for token_scope: scope="..." or the
+	 * EWS URL's (else the Autodiscover URL's) scheme and host + "/.default". */
+	bool token_oauth;
+	char *token_scope;
+	char *ca_file; /* NULL: the system's trust store */
 	bool insecure_skip_tls_verify;
 
 	char **mailboxes; /* inline ones first, then the file's; duplicates removed */

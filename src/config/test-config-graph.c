@@ -222,7 +222,95 @@ static const struct bad bad_cases[] = {
          "<endpoints graph="},
 	{"<mailboxes><mailbox backend='cloud'>a@b.example</mailbox></mailboxes>",
          "accepted: auto, ews, graph"},
+	{"<ews url='https://mail.contoso.example/EWS/Exchange.asmx'/><account auth='bearer' oauth='graph'/>",
+         "calsync.xml:2: <account oauth=\"graph\">: needs a <graph> section"},
+	{"<ews url='https://mail.contoso.example/EWS/Exchange.asmx'/><account auth='bearer' oauth='graph' token_file='s'/><graph tenant='" TENANT
+         "' client_id='" CLIENT "'><secret file='s'/></graph>",
+         "give either oauth or token_file, not both"},
+	{"<ews url='https://mail.contoso.example/EWS/Exchange.asmx'/><account auth='bearer' oauth='graph' token_env='TOK'/><graph tenant='" TENANT
+         "' client_id='" CLIENT "'><secret file='s'/></graph>",
+         "give either oauth or token_env, not both"},
+	{"<ews url='https://mail.contoso.example/EWS/Exchange.asmx'/><account auth='bearer' oauth='entra'/><graph tenant='" TENANT
+         "' client_id='" CLIENT "'><secret file='s'/></graph>",
+         "<account oauth=\"entra\">: unknown token provider; accepted: graph"},
+	{"<ews url='https://mail.contoso.example/EWS/Exchange.asmx'/><account auth='ntlm' user='u' password_file='s' oauth='graph'/><graph tenant='" TENANT
+         "' client_id='" CLIENT "'><secret file='s'/></graph>",
+         "<account oauth=\"graph\">: needs auth=\"bearer\""},
+	{"<ews url='https://mail.contoso.example/EWS/Exchange.asmx'/><account auth='bearer' token_file='s' scope='https://x.example/.default'/>",
+         "<account scope>: only used with oauth=\"graph\""},
+	{"<ews url='https://mail.contoso.example/EWS/Exchange.asmx'/><account auth='bearer' oauth='graph' scope='mail.contoso.example'/><graph tenant='" TENANT
+         "' client_id='" CLIENT "'><secret file='s'/></graph>",
+         "<account scope=\"mail.contoso.example\">: not a scope"},
+	{"<account auth='bearer' oauth='graph'/><graph tenant='" TENANT "' client_id='" CLIENT
+         "'><secret file='s'/></graph>",
+         "set scope=\"https://<EWS host>/.default\""},
 };
+
+/* <account auth="bearer" oauth="graph">: EWS tokens from <graph>'s app registration, for the
+ * EWS host's scope (or the Autodiscover host's, or the one given). */
+TEST(ews_bearer_from_graph)
+{
+	static const struct {
+		const char *ews;
+		const char *account;
+		const char *scope;
+	} cases[] = {
+		{"<ews url='https://mail.contoso.example/EWS/Exchange.asmx'/>",
+	         "<account auth='bearer' oauth='graph'/>", "https://mail.contoso.example/.default"},
+		{"<ews url='http://127.0.0.1:8443/EWS/Exchange.asmx'/>",
+	         "<account auth='Bearer' oauth='graph'/>", "http://127.0.0.1:8443/.default"},
+		{"<autodiscover domain='contoso.example'/>",
+	         "<account auth='bearer' oauth='graph'/>",
+	         "https://autodiscover.contoso.example/.default"},
+		{"<ews url='https://mail.contoso.example/EWS/Exchange.asmx'/>",
+	         "<account auth='bearer' oauth='graph' scope='https://ews.contoso.example/.default'/>",
+	         "https://ews.contoso.example/.default"},
+	};
+
+	put("s", "secret\n", 0600);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct cfg *cfg = NULL;
+		struct err err = {0};
+		char inner[1024];
+
+		(void)snprintf(inner, sizeof(inner),
+		               "%s%s<graph tenant='" TENANT "' client_id='" CLIENT "'>"
+		               "<secret file='s'/></graph>",
+		               cases[i].ews, cases[i].account);
+		CHECK_EQ(parse(inner, &cfg, NULL, &err), 0);
+		if (cfg == NULL) {
+			harness_fail(__FILE__, __LINE__, "case %zu: %s", i, err.msg);
+			continue;
+		}
+		CHECK_EQ(cfg->auth, EWS_AUTH_BEARER);
+		CHECK(cfg->token_oauth);
+		CHECK(cfg->token == NULL);
+		CHECK_STREQ(cfg->token_scope, cases[i].scope);
+		/* Graph keeps its own scope. */
+		CHECK_STREQ(cfg->graph->scope, "https://graph.microsoft.com/.default");
+		cfg_free(cfg);
+	}
+	drop("s");
+}
+
+/* The static token stays for bearer without oauth. */
+TEST(ews_bearer_static_token_stays)
+{
+	struct cfg *cfg = NULL;
+	struct err err = {0};
+
+	put("tok", "eyJ.static\n", 0600);
+	CHECK_EQ(parse("<ews url='https://mail.contoso.example/EWS/Exchange.asmx'/>"
+	               "<account auth='bearer' token_file='tok'/>",
+	               &cfg, NULL, &err),
+	         0);
+	REQUIRE(cfg != NULL);
+	CHECK(!cfg->token_oauth);
+	CHECK(cfg->token_scope == NULL);
+	CHECK_STREQ(cfg->token, "eyJ.static");
+	cfg_free(cfg);
+	drop("tok");
+}
 
 TEST(refusals_name_the_place)
 {
@@ -289,6 +377,8 @@ int main(void)
 	RUN(secret_file_and_defaults);
 	RUN(every_setting);
 	RUN(secret_from_environment);
+	RUN(ews_bearer_from_graph);
+	RUN(ews_bearer_static_token_stays);
 	RUN(refusals_name_the_place);
 	RUN(cloud_addresses_and_loopback);
 	RUN(notifications_listen_by_default_on_8443);

@@ -84,6 +84,7 @@ void ews_transport_call_destroy(struct ews_call *c)
 	free(c->req);
 	ews_ntlm_free(c->ntlm);
 	ews_transport_wipe_free(c->challenge);
+	ews_transport_wipe_free(c->token);
 	buf_free(&c->body);
 	call_unlink(c);
 	free(c);

@@ -300,7 +300,8 @@ static void set_auth(struct ews_call *c)
 			break;
 		case EWS_AUTH_BEARER:
 			method = CURLAUTH_BEARER;
-			(void)curl_easy_setopt(e, CURLOPT_XOAUTH2_BEARER, t->token);
+			(void)curl_easy_setopt(e, CURLOPT_XOAUTH2_BEARER,
+			                       c->token != NULL ? c->token : t->token);
 			break;
 		case EWS_AUTH_NTLM:
 		case EWS_AUTH_NONE:

@@ -113,6 +113,7 @@ struct ews_call {
 	enum cbt cbt_kind;
 	uint8_t cbt[16];
 	struct ews_ntlm *ntlm; /* the handshake between leg 1 and leg 3 */
+	char *token;           /* BEARER: this call's own token (a copy, wiped), or NULL */
 	char *challenge;       /* leg 1's "NTLM <base64>", NULL until seen */
 	bool offers_ntlm;      /* the current response offered WWW-Authenticate: NTLM */
 	long prior_connects;   /* connections opened by the legs before the current one */

@@ -152,7 +152,7 @@ int ews_transport_new(struct uv_loop_s *loop, const struct ews_transport_opts *o
 	    (o->user == NULL || o->user[0] == '\0' || o->password == NULL))
 		return err_set(err, -EINVAL, "transport: %s needs a user and a password",
 		               ews_auth_name(o->auth));
-	if (o->auth == EWS_AUTH_BEARER && (o->token == NULL || o->token[0] == '\0'))
+	if (o->auth == EWS_AUTH_BEARER && o->token != NULL && o->token[0] == '\0')
 		return err_set(err, -EINVAL, "transport: bearer needs a token");
 	if ((unsigned)o->auth > EWS_AUTH_BEARER)
 		return err_set(err, -EINVAL, "transport: unknown authentication %d", (int)o->auth);
@@ -243,12 +243,18 @@ int ews_transport_post(struct ews_transport *t, const struct ews_call_opts *o, c
 		return err_set(err, -EINVAL, "POST: negative timeout");
 	if (o->client_request_id != NULL && !ews_transport_header_value_ok(o->client_request_id))
 		return err_set(err, -EINVAL, "POST: bad client-request-id");
+	if (o->bearer_token != NULL && (t->auth != EWS_AUTH_BEARER || o->bearer_token[0] == '\0' ||
+	                                check_secret("token", o->bearer_token, err) < 0))
+		return err_set(err, -EINVAL, "POST: a bad bearer token, or one without bearer");
+	if (t->auth == EWS_AUTH_BEARER && t->token == NULL && o->bearer_token == NULL)
+		return err_set(err, -EINVAL, "POST: bearer needs a token (the call has none)");
 
 	c = xcalloc(1, sizeof(*c));
 	c->t = t;
 	c->done = done;
 	c->chunk = o->chunk_fn;
 	c->ctx = ctx;
+	c->token = xstrdup_or_null(o->bearer_token);
 	c->start_usec = clock_now_usec();
 	c->timeout_usec = o->timeout_usec;
 	if (c->timeout_usec == 0 && o->chunk_fn == NULL)

@@ -65,8 +65,10 @@ struct ews_transport_opts {
 	enum ews_auth auth;
 	const char *user;     /* BASIC, NTLM, NEGOTIATE: "DOMAIN\\user" or a UPN */
 	const char *password; /* BASIC, NTLM, NEGOTIATE (its NTLM fallback) */
-	const char *token;    /* BEARER */
-	const char *ca_file;  /* PEM file of the CAs to trust; NULL = the system's store */
+	/* BEARER: the token of every call that brings none of its own; NULL = every call must
+	 * bring one (ews_call_opts.bearer_token, a token that expires: OAuth). */
+	const char *token;
+	const char *ca_file; /* PEM file of the CAs to trust; NULL = the system's store */
 	/* Turns off TLS certificate and host name verification. For lab tests only: anyone on the
 	 * path can then read the credentials. */
 	bool insecure_skip_tls_verify;
@@ -160,11 +162,15 @@ struct ews_call_opts {
 	int64_t timeout_usec;
 	int64_t idle_timeout_usec; /* streaming: 0 = the transport's */
 	ews_chunk_fn *chunk_fn;    /* non-NULL makes the call streaming */
+	/* BEARER only: this call's access token, overriding the transport's (copied, wiped when
+	 * the call ends, never logged). The caller takes a fresh one per call from its token
+	 * provider; after a 401 it invalidates that token and posts again with a new one. */
+	const char *bearer_token;
 };
 
 /*
  * A new transport on loop. 0 and *out_t, or -EINVAL (an inconsistent option: NTLM without a
- * user, BEARER without a token, a token with a line break, ...) or -EIO (libcurl failed to
+ * user, an empty BEARER token, a token with a line break, ...) or -EIO (libcurl failed to
  * start). Strings in opts are copied.
  */
 ATTR_NODISCARD int ews_transport_new(struct uv_loop_s *loop, const struct ews_transport_opts *opts,
@@ -182,7 +188,8 @@ void ews_transport_free(struct ews_transport *t);
  * POSTs len bytes of body (copied) with Content-Type text/xml; charset=utf-8. 0 and *out_call
  * (borrowed: valid until its done callback returns or it is cancelled; may be NULL if the
  * caller does not need it), or -EINVAL (a missing or bad URL, a header value with a control
- * character or over EWS_MAX_REQUEST_HEADER bytes), -EMSGSIZE (a body over INT32_MAX) or -EIO;
+ * character or over EWS_MAX_REQUEST_HEADER bytes, a bearer_token without BEARER or with a
+ * control character, BEARER with no token at all), -EMSGSIZE (a body over INT32_MAX) or -EIO;
  * on error nothing was started and done never fires. The request goes out from the loop.
  */
 ATTR_NODISCARD int ews_transport_post(struct ews_transport *t, const struct ews_call_opts *o,

@@ -372,7 +372,7 @@ TEST(new_checks_its_options)
 	struct ews_transport *t = NULL;
 	struct err err = {0};
 	struct ews_transport_opts ntlm = {.auth = EWS_AUTH_NTLM, .password = "pw"};
-	struct ews_transport_opts bearer = {.auth = EWS_AUTH_BEARER};
+	struct ews_transport_opts bearer = {.auth = EWS_AUTH_BEARER, .token = ""};
 	struct ews_transport_opts bad_pw = {
 		.auth = EWS_AUTH_BASIC, .user = "u", .password = "se\ncret"};
 	struct ews_transport_opts bad_ua = {.user_agent = "x\r\nEvil: 1"};
@@ -469,6 +469,56 @@ TEST(sends_headers_and_captures_the_answer)
 	CHECK(strstr(rq, "\r\nUser-Agent: calsync-test/1\r\n") != NULL);
 	CHECK(strstr(rq, "Expect:") == NULL);
 	CHECK(strstr(rq, "\r\n\r\n<soap/>") != NULL);
+	fx_fini(&f);
+}
+
+/* A bearer transport without a token of its own: each call brings one (a token provider's,
+ * which changes), a call without one is refused, and a token is only for bearer. */
+TEST(per_call_bearer_token)
+{
+	struct fx f;
+	struct err err = {0};
+	struct ews_transport_opts to = {.auth = EWS_AUTH_BEARER};
+	struct ews_call_opts o = {0};
+
+	fx_init(&f, &to);
+	o.url = f.url;
+	f.srv.response = OK_XML;
+	CHECK_EQ(ews_transport_post(f.t, &o, "x", 1, on_done, &f, NULL, &err), -EINVAL);
+	CHECK(strstr(err.msg, "token") != NULL);
+	o.bearer_token = "eyJ.bad\r\nX-Evil: 1";
+	CHECK_EQ(ews_transport_post(f.t, &o, "x", 1, on_done, &f, NULL, &err), -EINVAL);
+	CHECK(strstr(err.msg, "Evil") == NULL);
+	o.bearer_token = "eyJ.first";
+	CHECK_EQ(post(&f, &o, "<a/>"), 0);
+	fx_run(&f);
+	CHECK_EQ(f.last.rc, 0);
+	CHECK(strstr(f.srv.last_request, "\r\nAuthorization: Bearer eyJ.first\r\n") != NULL);
+	/* The next call takes the token it is given, on the same connection. */
+	o.bearer_token = "eyJ.second";
+	f.stop_after = 2;
+	CHECK_EQ(post(&f, &o, "<b/>"), 0);
+	fx_run(&f);
+	CHECK_EQ(f.last.rc, 0);
+	CHECK(strstr(f.srv.last_request, "\r\nAuthorization: Bearer eyJ.second\r\n") != NULL);
+	CHECK(strstr(f.srv.last_request, "eyJ.first") == NULL);
+	/* A 401 to a bearer call: -EACCES naming the token's refusal, never the token. */
+	f.srv.response = "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\n"
+			 "Content-Length: 0\r\n\r\n";
+	f.stop_after = 3;
+	CHECK_EQ(post(&f, &o, "<c/>"), 0);
+	fx_run(&f);
+	CHECK_EQ(f.last.rc, -EACCES);
+	CHECK_EQ(f.last.http_status, 401);
+	CHECK(strstr(f.last.err.msg, "bearer token") != NULL);
+	CHECK(strstr(f.last.err.msg, "eyJ") == NULL);
+	fx_fini(&f);
+
+	/* Without bearer, a call's token is refused. */
+	fx_init(&f, NULL);
+	o.url = f.url;
+	o.bearer_token = "eyJ.x";
+	CHECK_EQ(ews_transport_post(f.t, &o, "x", 1, on_done, &f, NULL, &err), -EINVAL);
 	fx_fini(&f);
 }
 
@@ -855,6 +905,7 @@ int main(void)
 	RUN(new_checks_its_options);
 	RUN(post_refuses_bad_urls_and_headers);
 	RUN(sends_headers_and_captures_the_answer);
+	RUN(per_call_bearer_token);
 	RUN(keeps_the_connection_alive);
 	RUN(size_limit);
 	RUN(streaming_delivers_pieces);

@@ -111,8 +111,7 @@ int sync_ews_discover(struct sync_backend *b, struct mb *const *mbs, size_t n, s
 	rc = ews_req_get_user_settings(names, d->n, url, NULL, &b->req, err);
 	if (rc == 0) {
 		o.url = url;
-		rc = ews_transport_post(b->transport, &o, b->req.data, b->req.len, on_discover_done,
-		                        d, NULL, err);
+		rc = sync_ews_call(b, &o, b->req.data, b->req.len, on_discover_done, d, NULL, err);
 	}
 	free(url);
 	if (rc < 0) {

@@ -34,6 +34,9 @@
 struct conn;
 struct discover;
 struct group;
+struct http_client;
+struct oauth;
+struct sync_ews_call;
 
 /* The EWS backend of one engine. */
 struct sync_backend {
@@ -44,13 +47,22 @@ struct sync_backend {
 	size_t n_groups;
 	size_t streams_open;        /* GetStreamingEvents connections open now */
 	struct list_node discovers; /* Autodiscover calls in flight, by struct discover's link */
+
+	/* ews-token.c: every call, and with oauth="graph" the bearer tokens' provider */
+	struct list_node calls;    /* of struct sync_ews_call */
+	struct list_node deferred; /* calls whose token failed inside sync_ews_call() */
+	uv_timer_t deferred_timer; /* ends them from the loop (oauth only) */
+	struct http_client *http;  /* oauth only: the token endpoint's client */
+	struct oauth *oauth;       /* NULL: the transport's own credentials */
+	uint64_t token_errors;     /* calls that could not get a token */
+	uint64_t token_retries;    /* calls sent again after a 401 to their token */
 };
 
 /* A mailbox's EWS part. */
 struct sync_backend_mb {
-	struct ews_call *call; /* its buffered request, or NULL */
-	enum sync_op op;       /* what call is */
-	char *cookie;          /* the last Subscribe answer's X-BackEndOverrideCookie */
+	struct sync_ews_call *call; /* its buffered request, or NULL */
+	enum sync_op op;            /* what call is */
+	char *cookie;               /* the last Subscribe answer's X-BackEndOverrideCookie */
 
 	/* the read in progress: CalendarView pages */
 	struct ews_cal_item *page_items;
@@ -90,7 +102,7 @@ struct group {
  */
 struct conn {
 	struct group *g;
-	struct ews_call *call;
+	struct sync_ews_call *call;
 	struct ews_stream *framer;
 	bool connected;  /* a status OK arrived */
 	bool got_closed; /* ConnectionStatus Closed arrived */
@@ -127,6 +139,23 @@ size_t sync_ews_groups(const struct sync_backend *b, struct sync_group_info **ou
 /* ews-pull.c */
 int sync_ews_poll(struct sync_backend *b, struct mb *mb, struct err *err);
 void sync_ews_poll_answer(const struct ews_response *resp, struct sync_answer *a);
+
+/* ews-token.c */
+/* Opens the token provider when the configuration asks for oauth (else only the lists). */
+int sync_ews_tokens_open(struct sync_backend *b, struct err *err);
+/* Frees the provider and then b itself (from a close callback when a timer must close). */
+void sync_ews_tokens_free_backend(struct sync_backend *b);
+/* ews_transport_post() with the current bearer token when oauth (waiting for one if needed,
+ * a 401 retried once with a new one); done fires exactly once unless cancelled, never from
+ * inside this call. *out (may be NULL) is valid until done returns or it is cancelled. */
+int sync_ews_call(struct sync_backend *b, const struct ews_call_opts *o, const char *body,
+                  size_t len, ews_done_fn *done, void *ctx, struct sync_ews_call **out,
+                  struct err *err);
+/* Its callbacks never fire. NULL-safe; a no-op inside its own done callback; safe inside its
+ * chunk callback. */
+void sync_ews_call_cancel(struct sync_ews_call *c);
+/* Cancels every call (the backend is being freed). */
+void sync_ews_calls_cancel(struct sync_backend *b);
 
 /* discover.c */
 int sync_ews_discover(struct sync_backend *b, struct mb *const *mbs, size_t n, struct err *err);

@@ -89,7 +89,7 @@ static int ews_open(struct sync_engine *e, struct sync_backend **out, struct err
 	to.auth = cfg->auth;
 	to.user = cfg->user;
 	to.password = cfg->password;
-	to.token = cfg->token;
+	to.token = cfg->token; /* NULL with oauth: each call brings its own */
 	to.ca_file = cfg->ca_file;
 	to.insecure_skip_tls_verify = cfg->insecure_skip_tls_verify;
 	to.idle_timeout_usec = cfg->stream_watchdog_usec;
@@ -102,6 +102,13 @@ static int ews_open(struct sync_engine *e, struct sync_backend **out, struct err
 		free(b);
 		return rc;
 	}
+	rc = sync_ews_tokens_open(b, err);
+	if (rc < 0) {
+		ews_transport_free(b->transport);
+		buf_free(&b->req);
+		free(b);
+		return rc;
+	}
 	*out = b;
 	return 0;
 }
@@ -109,10 +116,11 @@ static int ews_open(struct sync_engine *e, struct sync_backend **out, struct err
 static void ews_free(struct sync_backend *b)
 {
 	sync_ews_groups_free(b);
+	sync_ews_calls_cancel(b);
 	ews_transport_free(b->transport);
 	sync_ews_discovers_free(b);
 	buf_free(&b->req);
-	free(b);
+	sync_ews_tokens_free_backend(b);
 }
 
 static void free_page(struct sync_backend_mb *bm)
@@ -138,7 +146,7 @@ static bool ews_cancel(struct sync_backend *b, struct mb *mb)
 
 	if (bm->call == NULL)
 		return false;
-	ews_transport_cancel(bm->call);
+	sync_ews_call_cancel(bm->call);
 	bm->call = NULL;
 	free_page(bm);
 	return true;
@@ -189,8 +197,7 @@ int sync_ews_post(struct sync_backend *b, struct mb *mb, enum sync_op op,
                   const struct ews_call_opts *o, struct err *err)
 {
 	struct sync_backend_mb *bm = mb->bmb;
-	int rc = ews_transport_post(b->transport, o, b->req.data, b->req.len, on_call_done, mb,
-	                            &bm->call, err);
+	int rc = sync_ews_call(b, o, b->req.data, b->req.len, on_call_done, mb, &bm->call, err);
 
 	if (rc < 0)
 		bm->call = NULL;

@@ -55,7 +55,7 @@ static void conn_free(struct conn *c)
 	struct group *g = c->g;
 
 	if (c->call) {
-		ews_transport_cancel(c->call);
+		sync_ews_call_cancel(c->call);
 		c->call = NULL;
 		g->b->streams_open--;
 	}
@@ -393,8 +393,8 @@ static void group_connect(struct group *g)
 	c->timer.data = c;
 	c->framer = ews_stream_new(EWS_MAX_ENVELOPE, on_stream_envelope, c);
 	g->cur = c;
-	rc = ews_transport_post(g->b->transport, &o, g->b->req.data, g->b->req.len, on_stream_done,
-	                        c, &c->call, &err);
+	rc = sync_ews_call(g->b, &o, g->b->req.data, g->b->req.len, on_stream_done, c, &c->call,
+	                   &err);
 	if (rc < 0) {
 		c->call = NULL;
 		conn_free(c);

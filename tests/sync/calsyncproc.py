@@ -72,8 +72,12 @@ def make_config(sim, *, mode="stream", autodiscover=False, auth="ntlm", mailbox_
         server = '<autodiscover url="%s"/>' % xml_attr(sim.info["autodiscover"])
     else:
         server = '<ews url="%s"/>' % xml_attr(sim.ews)
-    account = '<account user="%s" auth="%s" password_env="%s"/>' % (
-        xml_attr(NTLM_USER if auth == "ntlm" else "svc@" + DOMAIN), auth, PASSWORD_ENV)
+    if auth == "oauth":
+        # EWS bearer tokens from <graph>'s app registration (pass the <graph> in extra).
+        account = '<account auth="bearer" oauth="graph"/>'
+    else:
+        account = '<account user="%s" auth="%s" password_env="%s"/>' % (
+            xml_attr(NTLM_USER if auth == "ntlm" else "svc@" + DOMAIN), auth, PASSWORD_ENV)
     s = {"debounce": "1s", "pull_interval": "5s"}
     s.update(sync or {})
     sync_el = "<sync %s/>" % " ".join('%s="%s"' % kv for kv in s.items())
