@@ -102,9 +102,12 @@ static void post(struct check *c, const struct ews_call_opts *o, struct answer *
 {
 	struct pending p = {.a = a};
 	struct err err = {0};
+	struct ews_call_opts oo = *o;
 
 	memset(a, 0, sizeof(*a));
-	if (ews_transport_post(c->t, o, c->req.data, c->req.len, on_call_done, &p, NULL, &err) <
+	if (oo.bearer_token == NULL)
+		oo.bearer_token = c->ews_token;
+	if (ews_transport_post(c->t, &oo, c->req.data, c->req.len, on_call_done, &p, NULL, &err) <
 	    0) {
 		check_answer_fail(a, err.code, 0, err.msg);
 		return;
@@ -207,6 +210,9 @@ void check_stream_first(struct check *c, const struct mbx *m, const struct ews_c
 {
 	struct stream_probe sp = {0};
 	struct ews_call_opts o = *base;
+
+	if (o.bearer_token == NULL)
+		o.bearer_token = c->ews_token;
 	struct err err = {0};
 
 	o.chunk_fn = sp_on_chunk;

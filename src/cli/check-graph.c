@@ -437,6 +437,61 @@ static void graph_mailboxes(struct check *c)
 	}
 }
 
+/* ---- EWS with Hybrid Modern Authentication -------------------------------------------------- */
+
+void check_ews_token(struct check *c)
+{
+	const struct cfg_graph *gc = c->cfg->graph;
+	struct http_client_opts ho = {
+		.ca_file = c->cfg->ca_file,
+		.insecure_skip_tls_verify = c->cfg->insecure_skip_tls_verify,
+		.connect_timeout_usec = CHECK_CONNECT_TIMEOUT_USEC,
+		.timeout_usec = CHECK_CALL_TIMEOUT_USEC,
+	};
+	struct oauth_opts oo = {
+		.authority = gc->authority,
+		.tenant = gc->tenant,
+		.client_id = gc->client_id,
+		.scope = c->cfg->token_scope,
+		.client_secret = gc->client_secret,
+		.cert_pem = gc->cert_pem,
+		.key_pem = gc->key_pem,
+		.timeout_usec = CHECK_CALL_TIMEOUT_USEC,
+		.allow_http = cfg_is_loopback_http(gc->authority),
+	};
+	struct http_client *http = NULL;
+	struct oauth *o = NULL;
+	struct token_wait w = {0};
+	struct fix f = {0};
+	struct err err = {0};
+
+	if (http_client_new(&c->loop, &ho, &http, &err) < 0 || oauth_new(http, &oo, &o, &err) < 0) {
+		check_step_add(c, "ews-token", NULL, ST_FAIL, NULL, "no token for EWS: %s",
+		               err.msg);
+		http_client_free(http);
+		return;
+	}
+	get_token(c, o, &w);
+	oauth_free(o);
+	http_client_free(http);
+	if (w.rc != 0) {
+		check_fix_say(
+			&f,
+			"EWS with Hybrid Modern Authentication takes its token from Entra ID "
+			"with <graph>'s app registration and the scope %s; the app needs the "
+			"Office 365 Exchange Online application permission full_access_as_app "
+			"with admin consent, and the EWS host must be a service principal name "
+			"of Office 365 Exchange Online (docs/graph.md).",
+			c->cfg->token_scope);
+		check_step_add(c, "ews-token", NULL, ST_FAIL, &f, "no token for EWS (%s): %s",
+		               c->cfg->token_scope, w.err.msg);
+		return;
+	}
+	c->ews_token = w.token;
+	check_step_add(c, "ews-token", NULL, ST_OK, NULL, "a token for EWS (%s) from Entra ID",
+	               c->cfg->token_scope);
+}
+
 /* ---- the driver ------------------------------------------------------------------------------ */
 
 static int open_http(struct check *c, struct err *err)

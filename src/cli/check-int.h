@@ -166,6 +166,7 @@ struct throttle {
 };
 
 struct check {
+	char *ews_token; /* <account oauth="graph">: the token every EWS call sends */
 	const struct cfg *cfg;
 	const char *cfg_path;
 	bool json;
@@ -371,6 +372,9 @@ void check_stream_first(struct check *c, const struct mbx *m, const struct ews_c
  * the configuration has <graph>. After the EWS steps: Autodiscover tells which mailboxes are in
  * Exchange Online. */
 void check_graph(struct check *c);
+/* <account auth="bearer" oauth="graph">: a token for EWS from Entra ID with <graph>'s app and
+ * the account's scope, kept in c->ews_token for every EWS call, and the "ews-token" step. */
+void check_ews_token(struct check *c);
 /* Frees the Graph part (its HTTP client closes on the next loop run). NULL-safe on c->g. */
 void check_graph_clear(struct check *c);
 /* Whether addr is a mailbox's address in Exchange Online (a tenant's routing domain,

@@ -251,6 +251,9 @@ static int open_transport(struct check *c, const struct cfg *cfg, struct err *er
 static void check_clear(struct check *c)
 {
 	check_graph_clear(c);
+	if (c->ews_token != NULL)
+		explicit_bzero(c->ews_token, strlen(c->ews_token));
+	free(c->ews_token);
 	ews_transport_free(c->t);
 	if (c->loop_ready) {
 		(void)uv_run(&c->loop, UV_RUN_DEFAULT);
@@ -315,6 +318,8 @@ int check_main(int argc, char **argv)
 	c.account = check_ps_quote(cfg->user != NULL ? cfg->user : "svc-calsync");
 	c.dc = check_domain_dn(&c);
 	check_step_config(&c, &warnings, args.n_mailboxes > 0);
+	if (cfg->token_oauth && cfg->graph != NULL)
+		check_ews_token(&c);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK) {
 		/* Every mailbox checked pinned to Graph: nothing here is EWS's to serve. */
 		if (c.n_mbx == 0 && c.n_gpinned > 0)

@@ -268,21 +268,6 @@ void sync_ews_call_cancel(struct sync_ews_call *c)
 	call_free(c);
 }
 
-/* http:// is accepted for the token endpoint only on a loopback address: a simulator. */
-static bool loopback_http(const char *url)
-{
-	static const char *const ok[] = {"http://127.0.0.1", "http://[::1]", "http://localhost"};
-
-	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
-		size_t n = strlen(ok[i]);
-
-		if (strncmp(url, ok[i], n) == 0 &&
-		    (url[n] == ':' || url[n] == '/' || url[n] == '\0'))
-			return true;
-	}
-	return false;
-}
-
 int sync_ews_tokens_open(struct sync_backend *b, struct err *err)
 {
 	const struct cfg *cfg = b->e->cfg;
@@ -310,7 +295,7 @@ int sync_ews_tokens_open(struct sync_backend *b, struct err *err)
 		.client_secret = g->client_secret,
 		.cert_pem = g->cert_pem,
 		.key_pem = g->key_pem,
-		.allow_http = loopback_http(g->authority),
+		.allow_http = cfg_is_loopback_http(g->authority),
 	};
 	rc = http_client_new(b->e->loop, &ho, &b->http, err);
 	if (rc == 0)

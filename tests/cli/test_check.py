@@ -1113,3 +1113,22 @@ def test_cloud_mailbox_without_graph_configured(calsync, gsim, tmp_path):
                            "and the configuration has no <graph>: calsync cannot serve it"), s
     assert "configure <graph> (docs/graph.md)" in s["fix"]
     assert graph_steps(doc) == []
+
+
+def test_ews_bearer_from_entra_id(calsync, gsim, tmp_path):
+    """<account auth="bearer" oauth="graph">: the check gets the EWS token from the same app
+    registration and every EWS step goes through with it."""
+    ews = gsim.info["ews"]
+    scope = ews.split("/EWS/")[0] + "/.default"
+    config = write_config(tmp_path, url=ews, user=None, auth=None, mailboxes=[MBX[5]],
+                          extra='<account auth="bearer" oauth="graph" scope="%s"/>' % xml_attr(scope)
+                          + graph_xml(gsim))
+    doc = check_json(calsync, config)
+    s = step(doc, "ews-token")
+    assert s["status"] == "ok" and scope in s["detail"], s
+    assert step(doc, "authentication")["status"] == "ok", step(doc, "authentication")
+    # A wrong secret: no token, the step says why and never the secret.
+    doc = check_json(calsync, config, status=1, graph_secret="wrong-secret-value")
+    s = step(doc, "ews-token")
+    assert s["status"] == "fail" and "AADSTS7000215" in s["detail"], s
+    assert "wrong-secret-value" not in json.dumps(doc)

@@ -64,7 +64,7 @@ def test_ews_bearer_from_the_token_provider(sim_factory, calsync_factory, mode):
     assert cs.stop() == 0
 
 
-def test_a_refused_token_request_parks_nothing_and_names_aadsts(sim_factory, calsync_factory):
+def test_a_refused_token_request_names_aadsts(sim_factory, calsync_factory):
     # The app's secret is wrong: the token endpoint refuses it (AADSTS7000215); every EWS call
     # fails with that message as a service-account error, and nothing reaches EWS.
     sim = graph_sim(sim_factory, "--auth", "bearer")
