@@ -88,32 +88,35 @@ static void on_call_done(void *ctx, struct ews_call *call, const struct ews_resu
 	p->done = true;
 }
 
-/* Runs the private loop until *done. false if the loop ran dry first (a transport bug). */
-static bool wait_done(struct check *c, const bool *done)
+/* What a failed check_wait() means for an answer. */
+static const char *wait_failed(int rc)
 {
-	while (!*done)
-		if (uv_run(&c->loop, UV_RUN_ONCE) == 0 && !*done)
-			return false;
-	return true;
+	return rc == -ETIMEDOUT ? "no answer within the check's deadline"
+	                        : "the transport stopped without an answer";
 }
 
 /* POSTs c->req with o and waits for the answer. */
 static void post(struct check *c, const struct ews_call_opts *o, struct answer *a)
 {
 	struct pending p = {.a = a};
+	struct ews_call *call = NULL;
 	struct err err = {0};
 	struct ews_call_opts oo = *o;
+	int rc;
 
 	memset(a, 0, sizeof(*a));
 	if (oo.bearer_token == NULL)
 		oo.bearer_token = c->ews_token;
-	if (ews_transport_post(c->t, &oo, c->req.data, c->req.len, on_call_done, &p, NULL, &err) <
+	if (ews_transport_post(c->t, &oo, c->req.data, c->req.len, on_call_done, &p, &call, &err) <
 	    0) {
 		check_answer_fail(a, err.code, 0, err.msg);
 		return;
 	}
-	if (!wait_done(c, &p.done))
-		check_answer_fail(a, -EIO, 0, "the transport stopped without an answer");
+	rc = check_wait(c, &p.done, CHECK_WAIT_USEC);
+	if (rc < 0) {
+		ews_transport_cancel(call);
+		check_answer_fail(a, rc, 0, wait_failed(rc));
+	}
 }
 
 /* post() and note throttling; a throttled answer is retried once after its back-off. */
@@ -214,6 +217,7 @@ void check_stream_first(struct check *c, const struct mbx *m, const struct ews_c
 	if (o.bearer_token == NULL)
 		o.bearer_token = c->ews_token;
 	struct err err = {0};
+	int rc;
 
 	o.chunk_fn = sp_on_chunk;
 	o.idle_timeout_usec = CHECK_STREAM_IDLE_USEC;
@@ -224,8 +228,9 @@ void check_stream_first(struct check *c, const struct mbx *m, const struct ews_c
 	if (ews_transport_post(c->t, &o, c->req.data, c->req.len, sp_on_done, &sp, &sp.call, &err) <
 	    0) {
 		check_answer_fail(a, err.code, 0, err.msg);
-	} else if (!wait_done(c, &sp.done)) {
-		check_answer_fail(a, -EIO, 0, "the transport stopped without an answer");
+	} else if ((rc = check_wait(c, &sp.done, CHECK_WAIT_USEC)) < 0) {
+		ews_transport_cancel(sp.call);
+		check_answer_fail(a, rc, 0, wait_failed(rc));
 	} else if (sp.got) {
 		*a = sp.first;
 		memset(&sp.first, 0, sizeof(sp.first));

@@ -55,14 +55,6 @@ static void on_done(void *ctx, struct http_call *call, const struct http_respons
 	p->done = true;
 }
 
-bool check_graph_wait(struct check *c, const bool *done)
-{
-	while (!*done)
-		if (uv_run(&c->loop, UV_RUN_ONCE) == 0 && !*done)
-			return false;
-	return true;
-}
-
 /* The verdict of a, as the Graph backend reads an answer. */
 static void read_verdict(struct ganswer *a, enum graph_req req)
 {
@@ -92,16 +84,21 @@ static void send_one(struct check *c, enum graph_req req, enum http_method metho
 		.bearer_token = c->g->token,
 	};
 	struct gpending p = {.a = a};
+	struct http_call *call = NULL;
 	struct err err = {0};
+	int rc;
 
 	memset(a, 0, sizeof(*a));
 	a->retry_after_ms = -1;
-	if (http_send(c->g->http, &rq, on_done, &p, NULL, &err) < 0) {
+	if (http_send(c->g->http, &rq, on_done, &p, &call, &err) < 0) {
 		a->rc = err.code < 0 ? err.code : -EIO;
 		(void)snprintf(a->why, sizeof(a->why), "%s", err.msg);
-	} else if (!check_graph_wait(c, &p.done)) {
-		a->rc = -EIO;
-		(void)snprintf(a->why, sizeof(a->why), "the HTTP client stopped without an answer");
+	} else if ((rc = check_wait(c, &p.done, CHECK_WAIT_USEC)) < 0) {
+		http_call_cancel(call); /* on_done never ran: a is as memset above */
+		a->rc = rc;
+		(void)snprintf(a->why, sizeof(a->why), "%s",
+		               rc == -ETIMEDOUT ? "no answer within the check's deadline"
+		                                : "the HTTP client stopped without an answer");
 	}
 	if (a->body == NULL)
 		a->body = xstrdup("");

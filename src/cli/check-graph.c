@@ -176,8 +176,9 @@ static void credential_name(const struct cfg_graph *gc, char *out, size_t size)
 static void get_token(struct check *c, struct oauth *o, struct token_wait *w)
 {
 	const char *cached = NULL;
+	struct oauth_waiter *ow = NULL;
 	struct err err = {0};
-	int rc = oauth_get(o, on_token, w, &cached, NULL, &err);
+	int rc = oauth_get(o, on_token, w, &cached, &ow, &err);
 
 	if (rc == 1) {
 		w->rc = 0;
@@ -185,9 +186,14 @@ static void get_token(struct check *c, struct oauth *o, struct token_wait *w)
 	} else if (rc < 0) {
 		w->rc = rc;
 		w->err = err;
-	} else if (!check_graph_wait(c, &w->done)) {
-		w->rc = -EIO;
-		(void)err_set(&w->err, -EIO, "the token request stopped without an answer");
+	} else if ((rc = check_wait(c, &w->done, CHECK_WAIT_USEC)) < 0) {
+		oauth_waiter_cancel(ow);
+		w->rc = rc;
+		(void)err_set(&w->err, rc, "%s",
+		              rc == -ETIMEDOUT
+		                      ? "the token request got no answer within the check's "
+		                        "deadline"
+		                      : "the token request stopped without an answer");
 	}
 }
 

@@ -48,6 +48,9 @@ struct cfg_warnings;
 
 #define CHECK_CONNECT_TIMEOUT_USEC (15 * USEC_PER_SEC)
 #define CHECK_CALL_TIMEOUT_USEC    (60 * USEC_PER_SEC)
+/* The longest check_wait(): a call's own timeout plus a margin. The transports end their calls
+ * sooner; this deadline is for the wait itself, should an answer never be called back. */
+#define CHECK_WAIT_USEC (CHECK_CALL_TIMEOUT_USEC + 5 * USEC_PER_SEC)
 
 /* A streaming connection must deliver its first envelope (Exchange sends ConnectionStatus OK at
  * once) within this time; else something on the path holds streamed answers back. */
@@ -179,6 +182,11 @@ struct check {
 
 	uv_loop_t loop;
 	bool loop_ready;
+	/* check_wait()'s handles, unreferenced: they never keep the loop alive. */
+	uv_prepare_t wait_wake;   /* stops the loop before it sleeps once the flag is set */
+	uv_timer_t wait_deadline; /* ends the wait at its deadline */
+	const bool *wait_flag;
+	bool wait_expired;
 	struct ews_transport *t;
 	struct buf req;
 	const char *version; /* RequestServerVersion */
@@ -291,6 +299,13 @@ int check_finish(struct check *c, int status);
 /* Frees the steps and the record of printed fixes. */
 void check_report_clear(struct check *c);
 
+/* ---- check.c: the private loop ---- */
+
+/* Runs c's loop until *done (set by an answer's callback) or until timeout_usec pass: 0,
+ * -ETIMEDOUT, or -EIO when the loop ran dry first (a transport bug). On an error the caller
+ * cancels the call, whose callback has not fired. */
+int check_wait(struct check *c, const bool *done, int64_t timeout_usec);
+
 /* ---- check-fix.c: fixes and what EWS codes mean ---- */
 
 const char *check_vdir_noun(enum role role);
@@ -389,8 +404,6 @@ void check_ganswer_clear(struct ganswer *a);
 void check_graph_call(struct check *c, const char *op, const char *mailbox, enum graph_req req,
                       enum http_method method, const char *url, const char *body,
                       const char *prefer, struct ganswer *a);
-/* Runs c's loop until *done; false if it ran dry first (a bug). */
-bool check_graph_wait(struct check *c, const bool *done);
 /* A busy token endpoint (oauth.h's -EAGAIN) counts as throttling too. */
 void check_graph_note_token_busy(struct check *c, const char *msg);
 /* The graph-throttle step. */

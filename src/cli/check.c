@@ -26,6 +26,7 @@
  */
 #include "cli/check.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
@@ -245,7 +246,54 @@ static int open_transport(struct check *c, const struct cfg *cfg, struct err *er
 
 	(void)uv_loop_init(&c->loop);
 	c->loop_ready = true;
+	(void)uv_prepare_init(&c->loop, &c->wait_wake);
+	c->wait_wake.data = c;
+	uv_unref((uv_handle_t *)&c->wait_wake);
+	(void)uv_timer_init(&c->loop, &c->wait_deadline);
+	c->wait_deadline.data = c;
+	uv_unref((uv_handle_t *)&c->wait_deadline);
 	return ews_transport_new(&c->loop, &topts, &c->t, err);
+}
+
+/* Before the loop computes how long to sleep: an answer that came in a timer callback (libuv
+ * runs the due timers first, and libcurl may finish a transfer there) set the flag already, or
+ * the deadline passed; sleeping now would wait for an event that never comes while any other
+ * handle (the check's own notification listener) keeps the loop alive. */
+static void on_wait_wake(uv_prepare_t *h)
+{
+	struct check *c = h->data;
+
+	if (*c->wait_flag || c->wait_expired)
+		uv_stop(&c->loop);
+}
+
+static void on_wait_deadline(uv_timer_t *h)
+{
+	struct check *c = h->data;
+
+	c->wait_expired = true;
+}
+
+int check_wait(struct check *c, const bool *done, int64_t timeout_usec)
+{
+	int rc = 0;
+
+	c->wait_flag = done;
+	c->wait_expired = false;
+	(void)uv_prepare_start(&c->wait_wake, on_wait_wake);
+	(void)uv_timer_start(&c->wait_deadline, on_wait_deadline,
+	                     (uint64_t)((timeout_usec + USEC_PER_MSEC - 1) / USEC_PER_MSEC), 0);
+	while (!*done && rc == 0) {
+		/* The two handles are unreferenced: 0 means nothing else is alive. */
+		if (uv_run(&c->loop, UV_RUN_ONCE) == 0 && !*done)
+			rc = -EIO;
+		else if (!*done && c->wait_expired)
+			rc = -ETIMEDOUT;
+	}
+	(void)uv_prepare_stop(&c->wait_wake);
+	(void)uv_timer_stop(&c->wait_deadline);
+	c->wait_flag = NULL;
+	return rc;
 }
 
 static void check_clear(struct check *c)
@@ -256,6 +304,8 @@ static void check_clear(struct check *c)
 	free(c->ews_token);
 	ews_transport_free(c->t);
 	if (c->loop_ready) {
+		uv_close((uv_handle_t *)&c->wait_wake, NULL);
+		uv_close((uv_handle_t *)&c->wait_deadline, NULL);
 		(void)uv_run(&c->loop, UV_RUN_DEFAULT);
 		(void)uv_loop_close(&c->loop);
 	}

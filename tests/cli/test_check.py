@@ -1001,8 +1001,19 @@ def test_graph_notification_endpoint(calsync, gsim, pki, tmp_path):
     assert gsim.control("GET", "/graph/subscriptions", expect=200)[1]["count"] == 0
 
 
-def test_graph_notification_url_nobody_answers(calsync, gsim, pki, tmp_path):
-    listen, nobody = closed_port(), closed_port()
+@pytest.fixture
+def refused_port():
+    """A port on 127.0.0.1 that refuses every connection for the whole test: bound, never
+    listening, so no other socket gets it (not even as the source port of a connection to
+    it, which would connect to itself) and closed_port() never hands it out."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    yield s.getsockname()[1]
+    s.close()
+
+
+def test_graph_notification_url_nobody_answers(calsync, gsim, pki, tmp_path, refused_port):
+    listen, nobody = closed_port(), refused_port
     config = graph_config(tmp_path, gsim, CLOUD[:1], notify=notify_xml(listen, nobody, pki), ca_file=pki["ca"])
     doc = check_json(calsync, config, status=1)
     assert failed(doc) == [("graph-endpoint", None), ("graph-validate", None)]
