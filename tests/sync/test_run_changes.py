@@ -1,21 +1,42 @@
 """Calendar changes made on ews-sim (create, move, shorten, cancel, delete, rename, status)
 reach calsync's presence within 5 s with streaming notifications and within one pull interval
-+ 5 s with pull notifications, and the mirror stays equal to ews-sim's calendar item by item."""
++ 5 s with pull notifications, and the mirror stays equal to ews-sim's calendar item by item.
+The same for mailboxes in Exchange Online through Microsoft Graph: within 5 s with change
+notifications, within one delta interval + 5 s with delta polling."""
 
 import time
 
 import pytest
 
-from calsyncproc import (clear_calendar, create_item, delete_item, iso, patch_item, user)
+from calsyncproc import (clear_calendar, create_item, delete_item, iso, patch_item, user, xml_attr)
+from test_run_graph import SECRET, SECRET_ENV, free_port, graph_xml
 
 PULL_INTERVAL = 5  # seconds, the smallest calsync accepts
-LIMIT = {"stream": 5.0, "pull": PULL_INTERVAL + 5.0}
-BASE = {"stream": 1, "pull": 11}  # each mode its own mailboxes on the module's sim
+DELTA_INTERVAL = 10  # seconds, the smallest <delta interval> calsync accepts
+LIMIT = {"stream": 5.0, "pull": PULL_INTERVAL + 5.0, "graph-notify": 5.0, "graph-delta": DELTA_INTERVAL + 5.0}
+BASE = {"stream": 1, "pull": 11, "graph-notify": 1, "graph-delta": 11}  # each mode its own mailboxes
 
 
 @pytest.fixture(scope="module")
-def sim(module_sim_factory):
+def ews_sim(module_sim_factory):
     return module_sim_factory("--mailboxes", "30")
+
+
+@pytest.fixture(scope="module")
+def graph_sim(module_sim_factory, certs):
+    """Every mailbox in Exchange Online, over HTTPS (Graph notifications need it)."""
+    return module_sim_factory("--mailboxes", "30", "--graph-listen", "127.0.0.1:0", "--cloud-mailboxes", "all",
+                              "--tls-cert", certs["cert"], "--tls-key", certs["key"], "--graph-notify-insecure")
+
+
+def make_calsync(calsync_factory, sim, mbs, mode, certs):
+    if mode in ("stream", "pull"):
+        return calsync_factory(sim, mbs, mode=mode, sync={"pull_interval": "%ds" % PULL_INTERVAL})
+    notify = {"port": free_port(), "cert": certs["cert"], "key": certs["key"]}
+    g = graph_xml(sim, mode="notify" if mode == "graph-notify" else "delta", interval="%ds" % DELTA_INTERVAL,
+                  notify=notify)
+    return calsync_factory(sim, mbs, mode="stream", autodiscover=True, env={SECRET_ENV: SECRET},
+                           extra='<tls ca_file="%s"/>' % xml_attr(certs["ca"]) + g)
 
 
 def run_ops(cs, ops, limit):
@@ -36,8 +57,9 @@ def run_ops(cs, ops, limit):
     return after
 
 
-@pytest.mark.parametrize("mode", ["stream", "pull"])
-def test_changes_reach_presence(sim, calsync_factory, mode):
+@pytest.mark.parametrize("mode", ["stream", "pull", "graph-notify", "graph-delta"])
+def test_changes_reach_presence(request, calsync_factory, certs, mode):
+    sim = request.getfixturevalue("graph_sim" if mode.startswith("graph") else "ews_sim")
     mbs = [user(BASE[mode] + i) for i in range(6)]
     create_mb, move_out_mb, shorten_mb, cancel_mb, delete_mb, move_in_mb = mbs
     for m in mbs:
@@ -50,7 +72,7 @@ def test_changes_reach_presence(sim, calsync_factory, mode):
         items[m] = create_item(sim, m, subject=subj, start=T - 30 * M, end=T + 30 * M)["id"]
     items[move_in_mb] = create_item(sim, move_in_mb, subject="Move in", start=T + 120 * M, end=T + 180 * M)["id"]
 
-    cs = calsync_factory(sim, mbs, mode=mode, sync={"pull_interval": "%ds" % PULL_INTERVAL})
+    cs = make_calsync(calsync_factory, sim, mbs, mode, certs)
     cs.start()
     cs.wait_live()
     # The first presence of every mailbox is "initial" and right.
