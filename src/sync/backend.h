@@ -180,6 +180,10 @@ void sync_mb_gap(struct mb *mb, bool now);
  * again and re-read. flags: SYNC_RF_DROP_CURSOR, SYNC_RF_REDISCOVER (gone or moved). */
 void sync_mb_feed_lost(struct mb *mb, unsigned flags);
 
+/* What parked mb is gone (the app's credential works again): retry it now, not after the
+ * parked retry. No-op for a mailbox that is not parked. */
+void sync_mb_unpark(struct mb *mb);
+
 /* A delivery connection was throttled (it backs off itself): counted in the stats. */
 void sync_note_throttled(struct sync_engine *e);
 

@@ -343,6 +343,14 @@ void sync_mb_feed_lost(struct mb *mb, unsigned flags)
 	mb_kick(mb);
 }
 
+void sync_mb_unpark(struct mb *mb)
+{
+	if (mb->state != STORE_MB_PARKED || mb->removed)
+		return;
+	mb->not_before_usec = 0;
+	mb_kick(mb);
+}
+
 void sync_note_throttled(struct sync_engine *e)
 {
 	e->stats.throttled++;

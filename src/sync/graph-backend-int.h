@@ -30,6 +30,11 @@ struct oauth_waiter;
 struct graph_listen;
 struct graph_page;
 
+/* How often a refused credential is tried again: the probe asks every GRAPH_TOKEN_PROBE_USEC,
+ * the provider's back-off lets a request out at most every GRAPH_TOKEN_RETRY_MAX_USEC. */
+#define GRAPH_TOKEN_PROBE_USEC     INT64_C(10000000)
+#define GRAPH_TOKEN_RETRY_MAX_USEC INT64_C(60000000)
+
 /* How often subscriptions are checked for renewal. */
 #define GRAPH_RENEW_CHECK_USEC INT64_C(60000000)
 
@@ -87,6 +92,12 @@ struct sync_backend {
 	unsigned char state_key[32]; /* clientState = HMAC-SHA256(state_key, mailbox) */
 	int handles_open;
 	bool freeing;
+	/* The credential was refused (no token): the mailboxes are parked with Entra ID's reason,
+	 * and a probe asks for a token every GRAPH_TOKEN_PROBE_USEC until one is had; then every
+	 * parked mailbox retries at once. */
+	bool token_down;
+	uv_timer_t probe_timer;
+	struct oauth_waiter *probe;
 
 	struct sync_graph_stats {
 		uint64_t requests, throttled, token_errors, notifications, bad_notifications;
@@ -136,6 +147,10 @@ void graph_pump(struct sync_backend *b);
 void graph_pump_soon(struct sync_backend *b);
 /* The verdict as the engine's result. */
 void graph_result(const struct graph_verdict *v, struct sync_result *r);
+/* A token request was refused for good (the credential): park with it, probe for recovery. */
+void graph_token_refused(struct sync_backend *b);
+/* A token was had: if the credential had been refused, every parked mailbox retries. */
+void graph_token_back(struct sync_backend *b);
 /* "users/{id}" of mb's home: the stored Graph path, or its address before discovery. */
 const char *graph_user(const struct mb *mb);
 

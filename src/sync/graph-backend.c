@@ -35,6 +35,8 @@ static void graph_free(struct sync_backend *b)
 	while (!list_empty(&b->owned))
 		gcall_cancel(container_of(b->owned.next, struct gcall, own_link));
 	graph_notify_close(b);
+	oauth_waiter_cancel(b->probe);
+	b->probe = NULL;
 	oauth_free(b->oauth);
 	http_client_free(b->http);
 	free(b->base);
@@ -42,6 +44,7 @@ static void graph_free(struct sync_backend *b)
 	b->gc.notify_url = NULL;
 	uv_close((uv_handle_t *)&b->gate_timer, on_handle_closed);
 	uv_close((uv_handle_t *)&b->soon_timer, on_handle_closed);
+	uv_close((uv_handle_t *)&b->probe_timer, on_handle_closed);
 }
 
 static int open_token(struct sync_backend *b, struct err *err)
@@ -56,6 +59,8 @@ static int open_token(struct sync_backend *b, struct err *err)
 		.cert_pem = g->cert_pem,
 		.key_pem = g->key_pem,
 		.allow_http = cfg_is_loopback_http(g->authority),
+		/* A refused credential is tried once a minute: the parked mailboxes wait for it. */
+		.backoff_max_usec = GRAPH_TOKEN_RETRY_MAX_USEC,
 	};
 
 	return oauth_new(b->http, &o, &b->oauth, err);
@@ -82,9 +87,11 @@ static int graph_open(struct sync_engine *e, struct sync_backend **out, struct e
 	list_init(&b->soon);
 	uv_timer_init(e->loop, &b->gate_timer);
 	uv_timer_init(e->loop, &b->soon_timer);
+	uv_timer_init(e->loop, &b->probe_timer);
 	b->gate_timer.data = b;
 	b->soon_timer.data = b;
-	b->handles_open = 2;
+	b->probe_timer.data = b;
+	b->handles_open = 3;
 	rc = graph_url_base(g->base_url, &b->base, err);
 	if (rc == 0)
 		rc = http_client_new(e->loop, &ho, &b->http, err);

@@ -109,11 +109,14 @@ static void on_token(void *ctx, int rc, const char *token, const struct err *err
 	c->ow = NULL;
 	if (rc < 0) {
 		c->b->st.token_errors++;
+		if (oauth_error_is_permanent(rc))
+			graph_token_refused(c->b);
 		end_without_answer(c,
 		                   oauth_error_is_permanent(rc) ? GRAPH_ACCOUNT : GRAPH_TRANSIENT,
 		                   err != NULL ? err->msg : "no token");
 		return;
 	}
+	graph_token_back(c->b);
 	send_with(c, token);
 }
 
@@ -126,10 +129,13 @@ static void go(struct gcall *c)
 
 	if (rc == 1) {
 		c->ow = NULL;
+		graph_token_back(c->b);
 		send_with(c, token);
 	} else if (rc < 0) {
 		c->ow = NULL;
 		c->b->st.token_errors++;
+		if (oauth_error_is_permanent(rc))
+			graph_token_refused(c->b);
 		end_without_answer(
 			c, oauth_error_is_permanent(rc) ? GRAPH_ACCOUNT : GRAPH_TRANSIENT, err.msg);
 	}
@@ -231,9 +237,9 @@ void graph_result(const struct graph_verdict *v, struct sync_result *r)
 		break;
 	case GRAPH_ACCOUNT:
 		/* Graph said 403 for this mailbox (the app lacks Calendars.Read, or an access
-		 * policy leaves the mailbox out): park it with the fix; no token at all is the
-		 * app's problem, retried slowly. */
-		r->verdict = v->status == 403 ? SYNC_MAILBOX_PERMANENT : SYNC_ACCOUNT_PERMANENT;
+		 * policy leaves the mailbox out), or Entra ID refused the app's credential (no
+		 * token): park it with the reason; a token had again unparks it at once. */
+		r->verdict = SYNC_MAILBOX_PERMANENT;
 		break;
 	case GRAPH_MAILBOX:
 		/* A mailbox that Graph does not serve (back on premises) is found again at
@@ -264,4 +270,58 @@ void graph_result(const struct graph_verdict *v, struct sync_result *r)
 const char *graph_user(const struct mb *mb)
 {
 	return mb->ews_url != NULL ? mb->ews_url : mb->smtp;
+}
+
+static void on_probe_token(void *ctx, int rc, const char *token, const struct err *err)
+{
+	struct sync_backend *b = ctx;
+
+	b->probe = NULL;
+	if (rc == 0)
+		graph_token_back(b);
+}
+
+static void on_probe(uv_timer_t *t)
+{
+	struct sync_backend *b = t->data;
+	const char *token = NULL;
+	struct err err = {0};
+	int rc;
+
+	if (!b->token_down || b->probe != NULL || b->stopping)
+		return;
+	rc = oauth_get(b->oauth, on_probe_token, b, &token, &b->probe, &err);
+	if (rc == 1) {
+		b->probe = NULL;
+		graph_token_back(b);
+	} else if (rc < 0) {
+		b->probe = NULL;
+	}
+}
+
+void graph_token_refused(struct sync_backend *b)
+{
+	if (b->token_down)
+		return;
+	b->token_down = true;
+	log_err("graph: Entra ID refuses the app's credential; the Graph mailboxes are parked until "
+	        "a token is had again (tried every %d s)",
+	        (int)(GRAPH_TOKEN_PROBE_USEC / 1000000));
+	uv_timer_start(&b->probe_timer, on_probe, GRAPH_TOKEN_PROBE_USEC / 1000,
+	               GRAPH_TOKEN_PROBE_USEC / 1000);
+}
+
+void graph_token_back(struct sync_backend *b)
+{
+	if (!b->token_down)
+		return;
+	b->token_down = false;
+	uv_timer_stop(&b->probe_timer);
+	log_info("graph: a token again: the parked Graph mailboxes retry now");
+	for (size_t i = 0; i < b->e->n_mbs; i++) {
+		struct mb *mb = b->e->mbs[i];
+
+		if (mb->bmb != NULL && mb_bs(mb) == b)
+			sync_mb_unpark(mb);
+	}
 }

@@ -337,3 +337,29 @@ def test_notification_endpoint_down_and_restart(sim_factory, calsync_factory, ce
     cs.wait_state(m, 10, state="busy", subject="After the outage")
     cs.wait_mirrors_equal()
     assert cs.stop() == 0
+
+
+def test_refused_secret_parks_and_recovers(sim_factory, calsync_factory):
+    sim = graph_sim(sim_factory, cloud="1")
+    m = user(1)
+    clear_calendar(sim, m)
+    iid = busy_now(sim, m, "Before the secret expired")
+    cs = start(calsync_factory, sim, [m], extra=graph_xml(sim, interval="10s"))
+    cs.wait_live()
+    cs.wait_state(m, DEADLINE, state="busy", subject="Before the secret expired")
+    # The secret expires and the token is revoked: the next request gets 401, the token
+    # request is refused, and the mailbox is parked with Entra ID's reason.
+    sim.control("POST", "/graph/app", {"expire_secrets": [SECRET]}, expect=200)
+    sim.control("POST", "/graph/tokens/revoke", expect=200)
+    wait_for(lambda: cs.mailbox_rows().get(m, {}).get("state") == "parked", timeout=DEADLINE,
+             what="%s parked" % m)
+    reason = cs.mailbox_rows()[m]["parked_reason"]
+    assert "AADSTS" in reason, reason
+    assert SECRET not in cs.stderr_text()
+    # A new secret is valid again (the admin renewed it): calsync recovers by itself.
+    sim.control("POST", "/graph/app", {"secrets": [SECRET]}, expect=200)
+    patch_item(sim, m, iid, subject="After the secret was renewed")
+    # The provider tries a refused credential once a minute; the probe then unparks at once.
+    cs.wait_live(timeout=90)
+    cs.wait_state(m, DEADLINE, state="busy", subject="After the secret was renewed")
+    assert cs.stop() == 0
