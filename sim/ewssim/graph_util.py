@@ -9,9 +9,11 @@ import hashlib
 import json
 import urllib.parse
 import uuid
-from datetime import datetime, timezone
+from datetime import timezone
 
 from aiohttp import web
+
+from . import calendar
 
 UTC = timezone.utc
 
@@ -43,27 +45,9 @@ def http_date(dt):
 
 def parse_instant(text):
     """An ISO 8601 instant from a query or a body; no offset means UTC, as Graph reads
-    startDateTime. Up to 7 fractional digits. Raises ValueError."""
-    s = text.strip()
-    if s.endswith(("Z", "z")):
-        s = s[:-1] + "+00:00"
-    if "." in s:
-        head, frac = s.split(".", 1)
-        digits = ""
-        rest = ""
-        for i, ch in enumerate(frac):
-            if ch.isdigit():
-                digits += ch
-            else:
-                rest = frac[i:]
-                break
-        s = head + ("." + (digits + "000000")[:6] if digits else "") + rest
-    if "T" not in s:
-        s += "T00:00:00"
-    dt = datetime.fromisoformat(s)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
+    startDateTime. Up to 7 fractional digits. Raises ValueError. The xs:dateTime reading of
+    the calendar model, which has the same rules."""
+    return calendar.parse_dt(text)
 
 
 # -- ids ------------------------------------------------------------------------------------------
